@@ -52,7 +52,7 @@ export class ByteReader {
       throw new TruncatedError(
         this.layer,
         this.base + this.pos,
-        `Input ends inside ${what}: needs ${n} bytes, ${this.remaining} left`,
+        `Input ends inside ${what}: needs ${plural(n, "byte")}, ${this.remaining} left`,
       );
     }
   }
@@ -164,6 +164,19 @@ export class ByteReader {
   }
 }
 
+/** "1 byte", "2 bytes". */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+/** Appends a BER length (short form below 128, else `81`, `82` or `84` and the bytes). */
+export function pushBerLength(n: number, out: number[]): void {
+  if (n < 0x80) out.push(n);
+  else if (n <= 0xff) out.push(0x81, n);
+  else if (n <= 0xffff) out.push(0x82, n >> 8, n & 0xff);
+  else out.push(0x84, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+}
+
 /** One byte as two lower-case hex digits. */
 export function hex2(byte: number): string {
   return byte.toString(16).padStart(2, "0");
@@ -183,7 +196,7 @@ export function toHex(bytes: Uint8Array): string {
  * and inside byte pairs; rejects anything else.
  * @throws {SyntaxError} on a non-hex character or an odd number of digits
  */
-export function fromHex(text: string): Uint8Array {
+export function fromHex(text: string): Uint8Array<ArrayBuffer> {
   const digits = text.replace(/\s+/g, "");
   const bad = digits.search(/[^0-9a-fA-F]/);
   if (bad >= 0) {
@@ -200,7 +213,7 @@ export function fromHex(text: string): Uint8Array {
 }
 
 /** Concatenation of byte arrays. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);
@@ -217,4 +230,48 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/**
+ * Incremental hex text to bytes, for captures of any size read in chunks: whitespace is
+ * skipped anywhere, a byte may be split across chunks.
+ */
+export class HexStreamDecoder {
+  #pending = -1; // high nibble waiting for its low nibble, or -1
+  #digits = 0;
+
+  /** Converts one chunk of text. @throws {SyntaxError} on a character that is not hex */
+  push(text: string): Uint8Array {
+    const out = new Uint8Array((text.length + 1) >> 1);
+    let n = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      let v: number;
+      if (c >= 0x30 && c <= 0x39) v = c - 0x30;
+      else if (c >= 0x61 && c <= 0x66) v = c - 0x57;
+      else if (c >= 0x41 && c <= 0x46) v = c - 0x37;
+      else if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+      else {
+        throw new SyntaxError(
+          `Not hex: character "${
+            text[i]
+          }" after ${this.#digits} hex digits (use --binary for raw bytes)`,
+        );
+      }
+      this.#digits++;
+      if (this.#pending < 0) this.#pending = v;
+      else {
+        out[n++] = (this.#pending << 4) | v;
+        this.#pending = -1;
+      }
+    }
+    return out.subarray(0, n);
+  }
+
+  /** The text has ended. @throws {SyntaxError} when an odd number of digits was read */
+  end(): void {
+    if (this.#pending >= 0) {
+      throw new SyntaxError(`Not hex: odd number of hex digits (${this.#digits})`);
+    }
+  }
 }

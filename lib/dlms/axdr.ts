@@ -23,7 +23,7 @@
  * @module
  */
 
-import { ByteReader, hex2 } from "../bytes.ts";
+import { ByteReader, hex2, plural, pushBerLength } from "../bytes.ts";
 import { type DlmsDateTime, parseDate, parseDateTime, parseTime } from "./datetime.ts";
 
 /** Integer types that fit a JavaScript number exactly. */
@@ -86,8 +86,14 @@ export const DataTag = {
 /** Deepest nesting of arrays and structures accepted. Real pushes use 3 or 4. */
 export const MAX_DEPTH = 16;
 
-const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder("utf-8");
+
+/** ISO 8859-1: each byte is the code point (TextDecoder's "latin1" is really windows-1252). */
+function latin1(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return s;
+}
 
 /** Decodes one `Data` value at the reader's cursor. */
 export function decodeData(r: ByteReader, depth = 0): AxdrValue {
@@ -110,7 +116,9 @@ export function decodeData(r: ByteReader, depth = 0): AxdrValue {
       // Every element takes at least one byte: a larger count cannot be honest.
       if (count > r.remaining) {
         throw r.error(
-          `Element count ${count} exceeds the ${r.remaining} bytes left: damaged or misaligned data`,
+          `Element count ${count} exceeds the ${
+            plural(r.remaining, "byte")
+          } left: damaged or misaligned data`,
           at,
         );
       }
@@ -134,7 +142,7 @@ export function decodeData(r: ByteReader, depth = 0): AxdrValue {
     }
     case DataTag.VISIBLE_STRING: {
       const n = r.berLength("a visible-string length");
-      return { type: "visible-string", text: latin1.decode(r.bytes(n, "a visible-string")) };
+      return { type: "visible-string", text: latin1(r.bytes(n, "a visible-string")) };
     }
     case DataTag.UTF8_STRING: {
       const n = r.berLength("a utf8-string length");
@@ -178,7 +186,7 @@ export function decodeDataExact(bytes: Uint8Array, base = 0): AxdrValue {
   const r = new ByteReader(bytes, "axdr", base);
   const v = decodeData(r);
   if (r.remaining !== 0) {
-    throw r.error(`${r.remaining} bytes left over after the data`);
+    throw r.error(`${plural(r.remaining, "byte")} left over after the data`);
   }
   return v;
 }
@@ -203,4 +211,125 @@ export function numericValue(v: AxdrValue): number | undefined {
     default:
       return undefined;
   }
+}
+
+function pushInt(out: number[], value: number, bytes: number): void {
+  for (let i = bytes - 1; i >= 0; i--) out.push(Math.floor(value / 2 ** (8 * i)) & 0xff);
+}
+
+const latin1Encode = (s: string) => Array.from(s, (c) => c.charCodeAt(0) & 0xff);
+
+function encodeDateTimeBytes(v: DlmsDateTime, out: number[]): void {
+  const year = v.year ?? 0xffff;
+  out.push(year >> 8, year & 0xff, v.month ?? 0xff, v.day ?? 0xff, v.dayOfWeek ?? 0xff);
+  out.push(v.hour ?? 0xff, v.minute ?? 0xff, v.second ?? 0xff, v.hundredths ?? 0xff);
+  const dev = v.deviation === null ? 0x8000 : v.deviation & 0xffff;
+  out.push(dev >> 8, dev & 0xff, v.clockStatus ?? 0xff);
+}
+
+/** The 12 bytes of a date-time (the inverse of `parseDateTime`). */
+export function encodeDateTime(v: DlmsDateTime): Uint8Array {
+  const out: number[] = [];
+  encodeDateTimeBytes(v, out);
+  return Uint8Array.from(out);
+}
+
+/** Encodes a value as A-XDR `Data` (the inverse of {@link decodeData}). */
+export function encodeData(v: AxdrValue, out: number[] = []): number[] {
+  switch (v.type) {
+    case "null":
+      out.push(DataTag.NULL);
+      break;
+    case "dont-care":
+      out.push(DataTag.DONT_CARE);
+      break;
+    case "array":
+    case "structure":
+      out.push(v.type === "array" ? DataTag.ARRAY : DataTag.STRUCTURE);
+      pushBerLength(v.items.length, out);
+      for (const item of v.items) encodeData(item, out);
+      break;
+    case "boolean":
+      out.push(DataTag.BOOLEAN, v.value ? 1 : 0);
+      break;
+    case "bit-string":
+      out.push(DataTag.BIT_STRING);
+      pushBerLength(v.bits, out);
+      out.push(...v.bytes);
+      break;
+    case "double-long":
+    case "double-long-unsigned":
+      out.push(v.type === "double-long" ? DataTag.DOUBLE_LONG : DataTag.DOUBLE_LONG_UNSIGNED);
+      pushInt(out, v.value >>> 0, 4);
+      break;
+    case "integer":
+    case "unsigned":
+    case "enum":
+    case "bcd": {
+      const tag = {
+        integer: DataTag.INTEGER,
+        unsigned: DataTag.UNSIGNED,
+        enum: DataTag.ENUM,
+        bcd: DataTag.BCD,
+      }[
+        v.type
+      ];
+      out.push(tag, v.value & 0xff);
+      break;
+    }
+    case "long":
+    case "long-unsigned":
+      out.push(v.type === "long" ? DataTag.LONG : DataTag.LONG_UNSIGNED);
+      pushInt(out, v.value & 0xffff, 2);
+      break;
+    case "long64":
+    case "long64-unsigned": {
+      out.push(v.type === "long64" ? DataTag.LONG64 : DataTag.LONG64_UNSIGNED);
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, v.value));
+      out.push(...b);
+      break;
+    }
+    case "float32":
+    case "float64": {
+      const n = v.type === "float32" ? 4 : 8;
+      const b = new Uint8Array(n);
+      const view = new DataView(b.buffer);
+      if (n === 4) view.setFloat32(0, v.value);
+      else view.setFloat64(0, v.value);
+      out.push(v.type === "float32" ? DataTag.FLOAT32 : DataTag.FLOAT64, ...b);
+      break;
+    }
+    case "octet-string":
+      out.push(DataTag.OCTET_STRING);
+      pushBerLength(v.bytes.length, out);
+      out.push(...v.bytes);
+      break;
+    case "visible-string":
+    case "utf8-string": {
+      const bytes = v.type === "visible-string"
+        ? latin1Encode(v.text)
+        : [...new TextEncoder().encode(v.text)];
+      out.push(v.type === "visible-string" ? DataTag.VISIBLE_STRING : DataTag.UTF8_STRING);
+      pushBerLength(bytes.length, out);
+      out.push(...bytes);
+      break;
+    }
+    case "date-time":
+      out.push(DataTag.DATE_TIME);
+      encodeDateTimeBytes(v.value, out);
+      break;
+    case "date": {
+      out.push(DataTag.DATE);
+      const year = v.value.year ?? 0xffff;
+      out.push(year >> 8, year & 0xff, v.value.month ?? 0xff, v.value.day ?? 0xff);
+      out.push(v.value.dayOfWeek ?? 0xff);
+      break;
+    }
+    case "time":
+      out.push(DataTag.TIME, v.value.hour ?? 0xff, v.value.minute ?? 0xff);
+      out.push(v.value.second ?? 0xff, v.value.hundredths ?? 0xff);
+      break;
+  }
+  return out;
 }
