@@ -32,7 +32,7 @@
  */
 
 import { ByteReader, hex2 } from "../bytes.ts";
-import { type AxdrValue, decodeData } from "./axdr.ts";
+import { type AxdrValue, decodeDataWhole } from "./axdr.ts";
 import { type DlmsDateTime, parseDateTime } from "./datetime.ts";
 
 /** APDU tags used here (IEC 62056-5-3 Table 60). */
@@ -250,7 +250,7 @@ function parseDataNotification(r: ByteReader): DataNotification {
   // The body is A-XDR: its errors name that layer, at offsets counted from the APDU start.
   const bodyAt = r.pos;
   const body = new ByteReader(r.rest(), "axdr", r.base + bodyAt);
-  const value = decodeData(body);
+  const value = decodeDataWhole(body);
   if (body.remaining !== 0) {
     throw r.error(
       `${bytesCount(body.remaining)} left over after the data-notification body: damaged data or ` +

@@ -24,6 +24,7 @@
  */
 
 import { ByteReader, hex2, plural, pushBerLength } from "../bytes.ts";
+import { ParseError } from "../errors.ts";
 import { type DlmsDateTime, parseDate, parseDateTime, parseTime } from "./datetime.ts";
 
 /** Integer types that fit a JavaScript number exactly. */
@@ -95,8 +96,22 @@ function latin1(bytes: Uint8Array): string {
   return s;
 }
 
+/** Variants of the encoding seen in the field. */
+export interface DecodeOptions {
+  /**
+   * Read a structure(2) that starts with 00 as `{attribute descriptor, value}`: the class
+   * id (2 bytes), OBIS code (6) and attribute (1) sent without type tags, as Sagemcom XT211
+   * meters (EG.D) do. The descriptor comes back as
+   * structure{long-unsigned class id, octet-string OBIS, integer attribute}.
+   */
+  readonly attributeDescriptors?: boolean;
+}
+
+const ATTRIBUTE_DESCRIPTOR_LENGTH = 9;
+const STRICT: DecodeOptions = {};
+
 /** Decodes one `Data` value at the reader's cursor. */
-export function decodeData(r: ByteReader, depth = 0): AxdrValue {
+export function decodeData(r: ByteReader, depth = 0, opts: DecodeOptions = STRICT): AxdrValue {
   const at = r.pos;
   const tag = r.u8("a data type tag");
   switch (tag) {
@@ -123,7 +138,22 @@ export function decodeData(r: ByteReader, depth = 0): AxdrValue {
         );
       }
       const items: AxdrValue[] = [];
-      for (let i = 0; i < count; i++) items.push(decodeData(r, depth + 1));
+      if (
+        opts.attributeDescriptors && tag === DataTag.STRUCTURE && count === 2 &&
+        r.peek() === 0x00 && r.remaining > ATTRIBUTE_DESCRIPTOR_LENGTH
+      ) {
+        items.push({
+          type: "structure",
+          items: [
+            { type: "long-unsigned", value: r.u16("a class id") },
+            { type: "octet-string", bytes: r.bytes(6, "an OBIS code") },
+            { type: "integer", value: r.i8("an attribute index") },
+          ],
+        });
+        items.push(decodeData(r, depth + 1, opts));
+        return { type: "structure", items };
+      }
+      for (let i = 0; i < count; i++) items.push(decodeData(r, depth + 1, opts));
       return { type: tag === DataTag.ARRAY ? "array" : "structure", items };
     }
     case DataTag.BOOLEAN:
@@ -179,6 +209,40 @@ export function decodeData(r: ByteReader, depth = 0): AxdrValue {
     default:
       throw r.error(`Unknown data type tag 0x${hex2(tag)}: damaged data or wrong key`, at);
   }
+}
+
+/**
+ * Decodes one `Data` value that should end exactly at the end of the reader's window: the
+ * standard encoding first, then (only when that fails or leaves bytes over) the field
+ * variants of {@link DecodeOptions}. The error of the standard reading is the one thrown.
+ */
+export function decodeDataWhole(r: ByteReader, depth = 0): AxdrValue {
+  const start = r.pos;
+  let strict: AxdrValue | null = null;
+  let strictEnd = start;
+  let strictError: unknown = null;
+  try {
+    strict = decodeData(r, depth);
+    if (r.remaining === 0) return strict;
+    strictEnd = r.pos;
+  } catch (e) {
+    if (!(e instanceof ParseError)) throw e;
+    strictError = e;
+  }
+  r.pos = start;
+  try {
+    const v = decodeData(r, depth, { attributeDescriptors: true });
+    if (r.remaining === 0) return v;
+  } catch (e) {
+    if (!(e instanceof ParseError)) throw e;
+  }
+  if (strict === null) {
+    r.pos = start;
+    throw strictError;
+  }
+  // The standard reading worked but left bytes over: the caller reports those.
+  r.pos = strictEnd;
+  return strict;
 }
 
 /** Decodes a whole buffer that must hold exactly one `Data` value. */

@@ -1,0 +1,557 @@
+/**
+ * The MQTT sink: readings to Home Assistant through an MQTT broker (npm `mqtt` 5).
+ *
+ * What goes on the wire (topics in `homeassistant/discovery.ts`):
+ *
+ * ```
+ *  CONNECT   clientId "smartmeter-<id>", clean session, will <base>/availability "offline" (QoS 1, retained)
+ *  CONNACK → <base>/availability "online" (QoS 1, retained)
+ *            SUBSCRIBE homeassistant/status
+ *            … random 1–5 s pause (one timer; events that come together share it) …
+ *            discovery (QoS 1, retained), "online", <base>/meter, last state, diagnostics
+ *  reading → <base>/state (QoS 0, not retained), at most one per publish_interval: the newest
+ *  homeassistant/status "online" → the same announcement after a random 1–5 s pause
+ *  stop()  → <base>/availability "offline", DISCONNECT
+ * ```
+ *
+ * - Network problems never throw: they are logged and the connection is retried forever
+ *   with capped exponential backoff and jitter (1 s … 60 s). MQTT.js' own reconnect is off
+ *   (`reconnectPeriod: 0`): it retries at a fixed period and not at all after a refused
+ *   CONNACK, such as bad credentials.
+ * - While the broker is away nothing is queued (`queueQoSZero: false`); only the newest
+ *   reading waits, and goes out with the announcement after the reconnect.
+ * - Discovery is sent again when what we know about the device grows: the meter id
+ *   (serial number) first seen, the manufacturer read from the system title, or named
+ *   values the meter had not sent before.
+ * - `<base>/meter` goes `offline` when no reading arrived for `meterTimeout` seconds, and
+ *   `online` with the next one; the meter's entities need both availability topics.
+ * - Energy registers that went backwards are removed before publishing (`EnergyGuard`).
+ * - The password is never logged.
+ *
+ * @module
+ */
+
+import mqtt from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
+import { fromHex } from "../bytes.ts";
+import type { NamedKey } from "../cosem/obis.ts";
+import type { Reading } from "../cosem/reading.ts";
+import {
+  buildDiscovery,
+  type DeviceInfo,
+  HA_STATUS_TOPIC,
+  manufacturerFromSystemTitle,
+  type Topics,
+  topicsFor,
+} from "../homeassistant/discovery.ts";
+import { EnergyGuard } from "../homeassistant/guard.ts";
+import { buildState } from "../homeassistant/state.ts";
+
+/** The MQTT part of the configuration (same fields as `MqttConfig` in lib/config.ts). */
+export interface MqttConfig {
+  host: string;
+  port: number;
+  user: string | null;
+  password: string | null;
+  keepalive: number;
+  prefix: string;
+  deviceId: string;
+  name: string;
+  publishInterval: number;
+  discoveryPrefix: string;
+  tls: boolean;
+  tlsCa: string | null;
+  tlsCert: string | null;
+  tlsKey: string | null;
+  tlsInsecure: boolean;
+  clientId: string;
+  protocolVersion: 4 | 5;
+}
+
+export type LogLevel = "debug" | "info" | "warning" | "error";
+
+/** Counters of the decoder, shown by the diagnostic entities. */
+export interface Diagnostics {
+  decoded: number;
+  failed: number;
+  lastError: string | null;
+  /** ISO 8601 time with offset of the last decoded telegram (HA's timestamp class needs it). */
+  lastTelegram: string | null;
+}
+
+export interface MqttSinkOptions {
+  config: MqttConfig;
+  device: DeviceInfo;
+  log: (level: LogLevel, msg: string) => void;
+  /** Random numbers in [0, 1) for the jitter and the announcement pause (tests pin it). */
+  random?: () => number;
+  /** Clock in milliseconds (tests may replace it). */
+  now?: () => number;
+  /** Seconds without a reading after which the meter counts as silent (default 120). */
+  meterTimeout?: number;
+  /** Makes the client (default `mqtt.connect`); tests use it to reach the socket. */
+  createClient?: (options: IClientOptions) => MqttClient;
+}
+
+const BACKOFF_MIN_MS = 1_000;
+const BACKOFF_MAX_MS = 60_000;
+const ANNOUNCE_MIN_MS = 1_000;
+const ANNOUNCE_SPREAD_MS = 4_000;
+const CONNECT_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 3_000;
+const DEFAULT_METER_TIMEOUT_S = 120;
+
+/** CONNACK return codes (3.1.1) and reason codes (5) that mean "wrong credentials". */
+const AUTH_REFUSALS: Readonly<Record<number, string>> = {
+  4: "bad user name or password",
+  5: "not authorized",
+  134: "bad user name or password",
+  135: "not authorized",
+};
+
+/**
+ * Sends the newest pushed value at most once per interval: at once when the last send is
+ * an interval ago, otherwise when the interval is over. A value that cannot be sent (the
+ * broker is away) stays until {@link flush} succeeds or a newer one replaces it.
+ */
+class Throttle<T> {
+  #pending: T | null = null;
+  #lastSent = -Infinity;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly now: () => number,
+    private readonly send: (value: T) => boolean,
+  ) {}
+
+  push(value: T): void {
+    this.#pending = value;
+    const wait = this.#lastSent + this.intervalMs - this.now();
+    if (wait <= 0) this.flush();
+    else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.flush();
+      }, wait);
+    }
+  }
+
+  /** Sends the pending value now; false when there was none or it could not be sent. */
+  flush(): boolean {
+    if (this.#pending === null || !this.send(this.#pending)) return false;
+    this.#pending = null;
+    this.#lastSent = this.now();
+    return true;
+  }
+
+  cancel(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+/** Publishes readings, discovery and availability to an MQTT broker for Home Assistant. */
+export class MqttSink {
+  /**
+   * `published`: readings sent as state; `reconnects`: connections re-established after
+   * one was lost; `discoveryPublished`: discovery messages sent.
+   */
+  readonly stats = { published: 0, reconnects: 0, discoveryPublished: 0 };
+
+  readonly #config: MqttConfig;
+  readonly #device: DeviceInfo;
+  readonly #log: (level: LogLevel, msg: string) => void;
+  readonly #random: () => number;
+  readonly #now: () => number;
+  readonly #meterTimeoutMs: number;
+  readonly #createClient: (options: IClientOptions) => MqttClient;
+  readonly #topics: Topics;
+  readonly #statusTopics: string[];
+  readonly #guard = new EnergyGuard();
+  readonly #present = new Set<NamedKey>();
+  readonly #state: Throttle<Reading>;
+  readonly #diagnostics: Throttle<Diagnostics>;
+
+  #client: MqttClient | null = null;
+  #started = false;
+  #stopped = false;
+  #everConnected = false;
+  #attempts = 0;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #announceTimer: ReturnType<typeof setTimeout> | undefined;
+  #meterTimer: ReturnType<typeof setTimeout> | undefined;
+  #meterOnline = false;
+  #lastState: string | null = null;
+  #lastDiagnostics: string | null = null;
+  #failure: { message: string; level: LogLevel } | null = null;
+  #lastLoggedFailure: string | null = null;
+
+  constructor(opts: MqttSinkOptions) {
+    this.#config = opts.config;
+    this.#device = { ...opts.device };
+    this.#log = opts.log;
+    this.#random = opts.random ?? Math.random;
+    this.#now = opts.now ?? Date.now;
+    this.#meterTimeoutMs = (opts.meterTimeout ?? DEFAULT_METER_TIMEOUT_S) * 1000;
+    this.#createClient = opts.createClient ?? ((options) => mqtt.connect(options));
+    this.#topics = topicsFor(this.#device);
+    const birth = `${this.#device.discoveryPrefix}/status`;
+    this.#statusTopics = birth === HA_STATUS_TOPIC ? [HA_STATUS_TOPIC] : [HA_STATUS_TOPIC, birth];
+    const intervalMs = Math.max(0, opts.config.publishInterval) * 1000;
+    this.#state = new Throttle(intervalMs, this.#now, (r) => this.#sendState(r));
+    this.#diagnostics = new Throttle(intervalMs, this.#now, (d) => this.#sendDiagnostics(d));
+  }
+
+  /** Whether the broker has accepted the connection. */
+  get connected(): boolean {
+    return this.#client?.connected ?? false;
+  }
+
+  /** Connects in the background; problems are logged and retried, never thrown. */
+  start(): void {
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    if (this.#config.host === "") {
+      this.#log("error", "MQTT host is empty: set mqtt.host to the broker's address");
+      return;
+    }
+    this.#connect();
+  }
+
+  /** Takes a reading; it is published now or at the end of the publish interval. */
+  publishReading(r: Reading): void {
+    if (this.#stopped) return;
+    this.#noteMeterAlive();
+    this.#learnDevice(r);
+    this.#state.push(r);
+  }
+
+  /** Takes the decoder's counters; published on the same schedule as readings. */
+  setDiagnostics(d: Diagnostics): void {
+    if (this.#stopped) return;
+    this.#diagnostics.push({ ...d });
+  }
+
+  /** Publishes `offline`, disconnects cleanly and stops every timer. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#announceTimer);
+    clearTimeout(this.#meterTimer);
+    this.#state.cancel();
+    this.#diagnostics.cancel();
+    const client = this.#client;
+    if (client === null) return;
+    let clean = false;
+    if (client.connected) {
+      clean = await this.#publishAndWait(client, this.#topics.availability, "offline");
+    }
+    if (!clean) dropInFlight(client);
+    await client.endAsync(!clean);
+    this.#log("info", "Disconnected from the MQTT broker");
+  }
+
+  // ---- connection ----
+
+  #brokerUrl(): string {
+    const c = this.#config;
+    return `${c.tls ? "mqtts" : "mqtt"}://${c.host}:${c.port}`;
+  }
+
+  #connect(): void {
+    if (this.#stopped) return;
+    if (this.#client !== null) {
+      this.#log("debug", `Reconnecting to the MQTT broker (attempt ${this.#attempts})`);
+      this.#client.reconnect();
+      return;
+    }
+    let options: IClientOptions;
+    try {
+      options = this.#clientOptions();
+    } catch (e) {
+      this.#failure = { message: (e as Error).message, level: "error" };
+      this.#scheduleReconnect();
+      return;
+    }
+    const c = this.#config;
+    const who = c.user === null ? "without a user name" : `as user "${c.user}"`;
+    this.#log(
+      "info",
+      `Connecting to the MQTT broker ${this.#brokerUrl()} ${who} (client id "${c.clientId}")`,
+    );
+    if (c.password !== null && c.password !== "" && c.user === null) {
+      this.#log("warning", "mqtt.password is set but mqtt.user is not: the password is not sent");
+    }
+    const client = this.#createClient(options);
+    this.#client = client;
+    client.on("connect", () => this.#onConnect(client));
+    client.on("close", () => this.#onClose(client));
+    client.on("error", (e) => this.#onError(e));
+    client.on("message", (topic, payload) => this.#onMessage(topic, payload.toString()));
+  }
+
+  #clientOptions(): IClientOptions {
+    const c = this.#config;
+    const options: IClientOptions & { checkServerIdentity?: () => undefined } = {
+      protocol: c.tls ? "mqtts" : "mqtt",
+      host: c.host,
+      port: c.port,
+      clientId: c.clientId,
+      keepalive: c.keepalive,
+      clean: true,
+      protocolVersion: c.protocolVersion,
+      reconnectPeriod: 0,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      queueQoSZero: false,
+      resubscribe: false,
+      will: { topic: this.#topics.availability, payload: "offline", qos: 1, retain: true },
+    };
+    if (c.user !== null) {
+      options.username = c.user;
+      if (c.password !== null) options.password = c.password;
+    }
+    if (c.tls) {
+      if (c.tlsCa !== null) options.ca = readTlsFile("mqtt.tls_ca", c.tlsCa);
+      if (c.tlsCert !== null) options.cert = readTlsFile("mqtt.tls_cert", c.tlsCert);
+      if (c.tlsKey !== null) options.key = readTlsFile("mqtt.tls_key", c.tlsKey);
+      options.rejectUnauthorized = true;
+      // tls_insecure skips the host name check only; the chain is still verified.
+      if (c.tlsInsecure) options.checkServerIdentity = () => undefined;
+    }
+    return options;
+  }
+
+  #onConnect(client: MqttClient): void {
+    if (this.#everConnected) this.stats.reconnects++;
+    const after = this.#attempts > 1 ? ` after ${this.#attempts} attempts` : "";
+    this.#log("info", `Connected to the MQTT broker ${this.#brokerUrl()}${after}`);
+    this.#everConnected = true;
+    this.#attempts = 0;
+    this.#failure = null;
+    this.#lastLoggedFailure = null;
+    this.#publish(this.#topics.availability, "online", 1, true);
+    client.subscribe(this.#statusTopics, { qos: 0 }, (err) => {
+      if (err) {
+        this.#log("warning", `Subscribing to Home Assistant's status failed: ${err.message}`);
+      }
+    });
+    this.#scheduleAnnounce();
+  }
+
+  #onError(e: Error): void {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "number" && code in AUTH_REFUSALS) {
+      this.#failure = {
+        message: `MQTT broker refused the connection: ${AUTH_REFUSALS[code]} — ` +
+          "check mqtt.user/mqtt.password",
+        level: "error",
+      };
+    } else if (typeof code === "number" && e.message.startsWith("Connection refused")) {
+      this.#failure = {
+        message: `MQTT broker refused the connection: ${e.message} (code ${code})`,
+        level: "error",
+      };
+    } else {
+      this.#failure = {
+        message: `MQTT connection to ${this.#brokerUrl()} failed: ${e.message}`,
+        level: "warning",
+      };
+    }
+  }
+
+  #onClose(client: MqttClient): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#announceTimer);
+    this.#announceTimer = undefined;
+    dropInFlight(client);
+    if (this.#failure === null && this.#attempts === 0) {
+      this.#failure = { message: "MQTT connection lost", level: "warning" };
+    }
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#stopped || this.#reconnectTimer !== undefined) return;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.#attempts);
+    const jittered = base * (0.75 + 0.5 * this.#random());
+    const delay = Math.round(Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, jittered)));
+    this.#attempts++;
+    const failure = this.#failure ?? { message: "MQTT connection failed", level: "warning" };
+    const line = `${failure.message}; retrying in ${Math.round(delay / 1000)} s`;
+    // The first failure of a kind is logged at its level, repeats only at debug level.
+    const repeated = failure.message === this.#lastLoggedFailure;
+    this.#log(repeated ? "debug" : failure.level, line);
+    this.#lastLoggedFailure = failure.message;
+    this.#failure = null;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#connect();
+    }, delay);
+  }
+
+  #onMessage(topic: string, payload: string): void {
+    if (!this.#statusTopics.includes(topic)) return;
+    if (payload === "online") {
+      this.#log("info", "Home Assistant is online: sending discovery and state again");
+      this.#scheduleAnnounce();
+    }
+  }
+
+  // ---- publishing ----
+
+  /** One pending announcement at a time: events that come together share it. */
+  #scheduleAnnounce(): void {
+    if (this.#announceTimer !== undefined) return;
+    const delay = ANNOUNCE_MIN_MS + ANNOUNCE_SPREAD_MS * this.#random();
+    this.#announceTimer = setTimeout(() => {
+      this.#announceTimer = undefined;
+      this.#announce();
+    }, delay);
+  }
+
+  #announce(): void {
+    if (!this.connected) return;
+    this.#publishDiscovery();
+    this.#publish(this.#topics.availability, "online", 1, true);
+    this.#publishMeterAvailability();
+    if (!this.#state.flush() && this.#lastState !== null) {
+      this.#publish(this.#topics.state, this.#lastState, 0, false);
+    }
+    if (!this.#diagnostics.flush() && this.#lastDiagnostics !== null) {
+      this.#publish(this.#topics.diagnostics, this.#lastDiagnostics, 0, false);
+    }
+  }
+
+  #publishDiscovery(): void {
+    const { payload } = buildDiscovery(this.#device, this.#present);
+    if (this.#publish(this.#topics.discovery, JSON.stringify(payload), 1, true)) {
+      this.stats.discoveryPublished++;
+    }
+  }
+
+  #publishMeterAvailability(): void {
+    this.#publish(this.#topics.meter, this.#meterOnline ? "online" : "offline", 1, true);
+  }
+
+  #sendState(r: Reading): boolean {
+    if (!this.connected) return false;
+    const { reading, dropped } = this.#guard.filter(r);
+    for (const line of dropped) {
+      this.#log("warning", `Energy register not published: ${line}`);
+    }
+    const json = JSON.stringify(buildState(reading));
+    if (!this.#publish(this.#topics.state, json, 0, false)) return false;
+    this.#lastState = json;
+    this.stats.published++;
+    return true;
+  }
+
+  #sendDiagnostics(d: Diagnostics): boolean {
+    const json = JSON.stringify({
+      decoded: d.decoded,
+      failed: d.failed,
+      last_error: d.lastError,
+      last_telegram: d.lastTelegram,
+    });
+    if (!this.#publish(this.#topics.diagnostics, json, 0, false)) return false;
+    this.#lastDiagnostics = json;
+    return true;
+  }
+
+  /** Publishes when connected; false when not (nothing is queued). */
+  #publish(topic: string, payload: string, qos: 0 | 1, retain: boolean): boolean {
+    const client = this.#client;
+    if (client === null || !client.connected) return false;
+    client.publish(topic, payload, { qos, retain }, (err) => {
+      if (err) this.#log("debug", `Publishing to "${topic}" failed: ${err.message}`);
+    });
+    return true;
+  }
+
+  async #publishAndWait(client: MqttClient, topic: string, payload: string): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS);
+    });
+    const sent = client.publishAsync(topic, payload, { qos: 1, retain: true }).then(
+      () => true,
+      () => false,
+    );
+    try {
+      return await Promise.race([sent, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ---- what we learn from readings ----
+
+  #noteMeterAlive(): void {
+    clearTimeout(this.#meterTimer);
+    this.#meterTimer = setTimeout(() => {
+      this.#meterTimer = undefined;
+      this.#meterOnline = false;
+      this.#log(
+        "warning",
+        `No telegram from the meter for ${this.#meterTimeoutMs / 1000} s: ` +
+          "Home Assistant shows its entities as unavailable",
+      );
+      this.#publishMeterAvailability();
+    }, this.#meterTimeoutMs);
+    if (!this.#meterOnline) {
+      this.#meterOnline = true;
+      this.#publishMeterAvailability();
+    }
+  }
+
+  #learnDevice(r: Reading): void {
+    let changed = false;
+    for (const [key, value] of Object.entries(r.values) as [NamedKey, number][]) {
+      if (Number.isFinite(value) && !this.#present.has(key)) {
+        this.#present.add(key);
+        changed = true;
+      }
+    }
+    if (r.meter_id !== null && r.meter_id !== "" && r.meter_id !== this.#device.serialNumber) {
+      this.#device.serialNumber = r.meter_id;
+      changed = true;
+    }
+    if (this.#device.manufacturer === null && r.system_title !== null) {
+      const manufacturer = manufacturerFromSystemTitle(systemTitleBytes(r.system_title));
+      if (manufacturer !== null) {
+        this.#device.manufacturer = manufacturer;
+        changed = true;
+      }
+    }
+    // The announcement after a (re)connect sends discovery anyway.
+    if (changed && this.#announceTimer === undefined) this.#publishDiscovery();
+  }
+}
+
+function readTlsFile(key: string, path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new Error(`Cannot read ${key} "${path}": ${(e as Error).message}`);
+  }
+}
+
+function systemTitleBytes(hex: string): Uint8Array | null {
+  try {
+    return fromHex(hex);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Forgets QoS 1 messages still waiting for their PUBACK on a connection that is gone.
+ * MQTT.js keeps them after its stores are replaced by `reconnect()`, and `end()` would
+ * then wait for them forever. Whatever they carried is published again by the
+ * announcement after the reconnect.
+ */
+function dropInFlight(client: MqttClient): void {
+  for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
+}
