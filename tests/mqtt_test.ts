@@ -360,6 +360,9 @@ Deno.test({
         sink.start();
         sink.publishReading(e450());
         await watcher().next(TOPICS.discovery, "discovery");
+        // The announce publishes discovery, online, meter, then state: after the state, the
+        // count of online messages is final.
+        await watcher().next(TOPICS.state, "state");
         const onlines = watcher().on(TOPICS.availability).length;
         clients[0]!.stream.destroy(); // the connection dies without DISCONNECT
         const will = await watcher().next(TOPICS.availability, "the will", onlines);

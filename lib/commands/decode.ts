@@ -1,0 +1,149 @@
+/**
+ * `smartmeter decode`: a capture in, one JSON line per telegram out.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { fromHex, HexStreamDecoder } from "../bytes.ts";
+import { Decoder, type TelegramResult } from "../pipeline.ts";
+import { parseMeterType } from "../cosem/interpret.ts";
+import { type CommandIO, Exit, parseKeyOption, UsageError } from "./io.ts";
+
+export const DECODE_USAGE =
+  `smartmeter decode [--key HEX] [--auth-key HEX] [--meter-type NAME] [--system-title HEX] [--binary] [FILE|-]
+
+Decodes a capture (hex text by default: any case, whitespace and newlines allowed; --binary
+for raw bytes) from FILE or standard input and prints one JSON object per telegram.
+Exit status: 0 every telegram decoded, 1 any failed, 2 bad usage.
+
+  --key HEX            encryption key (GUEK), 32 hex characters
+  --auth-key HEX       authentication key (GAK): the GCM tag must then verify
+  --meter-type NAME    pin the layout (auto, burgenland, noe_evn, ...)
+  --system-title HEX   system title for APDUs that do not carry one (16 hex characters)
+  --binary             the input is raw bytes, not hex text`;
+
+/** One result as the JSON object `decode` prints (DESIGN.md "Command line"). */
+export function resultJson(r: TelegramResult): Record<string, unknown> {
+  if (!r.ok) {
+    const o: Record<string, unknown> = { ok: false, stage: r.stage, error: r.error };
+    if (r.framing) o.framing = r.framing;
+    if (r.offset !== undefined) o.offset = r.offset;
+    return o;
+  }
+  const { reading } = r;
+  return {
+    ok: true,
+    framing: r.framing,
+    security: r.security,
+    layout: r.layout,
+    system_title: reading.system_title,
+    frame_counter: reading.frame_counter,
+    time: reading.time,
+    meter_id: reading.meter_id,
+    values: reading.values,
+    obis: reading.obis,
+  };
+}
+
+/** Runs `decode` with its arguments (after the word `decode`); resolves to the exit status. */
+export async function decodeCommand(args: string[], io: CommandIO): Promise<number> {
+  let decoder: Decoder;
+  let binary: boolean;
+  let file: string | undefined;
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: {
+        key: { type: "string" },
+        "auth-key": { type: "string" },
+        "meter-type": { type: "string" },
+        "system-title": { type: "string" },
+        binary: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (values.help) {
+      io.out(DECODE_USAGE);
+      return Exit.OK;
+    }
+    if (positionals.length > 1) {
+      throw new UsageError(`decode takes one input file, got ${positionals.length}`);
+    }
+    file = positionals[0];
+    binary = values.binary;
+    let meterType;
+    try {
+      meterType = parseMeterType(values["meter-type"] ?? "auto");
+    } catch (e) {
+      throw new UsageError(`--meter-type: ${(e as Error).message}`);
+    }
+    let systemTitle: Uint8Array | null = null;
+    if (values["system-title"] !== undefined) {
+      try {
+        systemTitle = fromHex(values["system-title"]);
+      } catch {
+        systemTitle = null;
+      }
+      if (systemTitle?.length !== 8) {
+        throw new UsageError("--system-title must be 16 hex characters (8 bytes)");
+      }
+    }
+    decoder = await Decoder.create({
+      key: values.key !== undefined ? parseKeyOption("--key", values.key) : null,
+      authKey: values["auth-key"] !== undefined
+        ? parseKeyOption("--auth-key", values["auth-key"])
+        : null,
+      meterType,
+      systemTitle,
+    });
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      io.err(`smartmeter decode: ${(e as Error).message}`);
+      io.err("Try: smartmeter decode --help");
+      return Exit.USAGE;
+    }
+    throw e;
+  }
+
+  let input: ReadableStream<Uint8Array>;
+  if (file === undefined || file === "-") input = io.stdin;
+  else {
+    try {
+      input = await io.openFile(file);
+    } catch (e) {
+      io.err(`smartmeter decode: cannot read ${file}: ${(e as Error).message}`);
+      return Exit.USAGE;
+    }
+  }
+
+  let failed = 0;
+  const emit = (results: TelegramResult[]) => {
+    for (const r of results) {
+      if (!r.ok) failed++;
+      io.out(JSON.stringify(resultJson(r)));
+    }
+  };
+  const hex = new HexStreamDecoder();
+  const text = new TextDecoder();
+  try {
+    for await (const chunk of input) {
+      const bytes = binary ? chunk : hex.push(text.decode(chunk, { stream: true }));
+      emit(await decoder.push(bytes));
+    }
+    if (!binary) {
+      hex.push(text.decode());
+      hex.end();
+    }
+  } catch (e) {
+    if (e instanceof SyntaxError && !binary) {
+      io.err(`smartmeter decode: ${e.message}`);
+      return Exit.USAGE;
+    }
+    throw e;
+  }
+  emit(await decoder.end());
+  return failed > 0 ? Exit.FAILED : Exit.OK;
+}

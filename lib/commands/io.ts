@@ -1,0 +1,48 @@
+/**
+ * What a command needs from the outside world, passed in so that commands can be tested
+ * without spawning processes.
+ *
+ * @module
+ */
+
+/** Standard streams and file access of a command. */
+export interface CommandIO {
+  readonly stdin: ReadableStream<Uint8Array>;
+  /** Opens a file for reading. Rejects with a Deno error when it cannot be read. */
+  openFile(path: string): Promise<ReadableStream<Uint8Array>>;
+  /** Writes one line to standard output. */
+  out(line: string): void;
+  /** Writes one line to standard error. */
+  err(line: string): void;
+}
+
+/** Process exit codes used by every command. */
+export const Exit = {
+  OK: 0,
+  /** Some telegrams failed, or a check did not pass. */
+  FAILED: 1,
+  /** Bad command line. */
+  USAGE: 2,
+  /** Bad configuration (EX_CONFIG): systemd must not restart in a loop. */
+  CONFIG: 78,
+} as const;
+
+/** A command-line mistake: printed as one line, exit status 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Parses a key given in hex on the command line: 32 hex digits, spaces allowed. */
+export function parseKeyOption(name: string, text: string): Uint8Array {
+  const digits = text.replace(/[\s:]/g, "").replace(/^0x/i, "");
+  if (!/^[0-9a-fA-F]*$/.test(digits) || digits.length !== 32) {
+    throw new UsageError(
+      `${name} must be 32 hex characters (16 bytes), got ${digits.length} characters${
+        /^[0-9a-fA-F]*$/.test(digits) ? "" : " with non-hex ones"
+      }`,
+    );
+  }
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) out[i] = parseInt(digits.substring(2 * i, 2 * i + 2), 16);
+  return out;
+}

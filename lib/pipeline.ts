@@ -1,0 +1,313 @@
+/**
+ * The decoding pipeline: bytes in, telegram results out.
+ *
+ * ```
+ *  bytes ─▶ Framer ─▶ payload ─▶ parseApdu ─┬─ block ─▶ BlockTransfer ─▶ (whole APDU, again)
+ *                                           ├─ ciphered ─▶ SecurityContext ─▶ CounterGuard ─▶ (plain APDU, again)
+ *                                           ├─ data-notification ─▶ interpret ─▶ buildReading
+ *                                           └─ text (DSMR) ─▶ interpretDsmr ─▶ buildReading
+ * ```
+ *
+ * Pure: no I/O and no clock. The caller passes the time of each chunk (for the silence gap)
+ * and receives one {@link TelegramResult} per telegram, good or bad. Nothing is dropped in
+ * silence: every frame that fails says at which stage and why, and the end of the input
+ * reports a partial frame or an unfinished block transfer.
+ *
+ * @module
+ */
+
+import { toHex } from "./bytes.ts";
+import { isLayeredError, type Layer, ParseError } from "./errors.ts";
+import { Framer, type FramerEvent, type Framing } from "./framing/framer.ts";
+import { type Apdu, type CipheredApdu, parseApdu } from "./dlms/apdu.ts";
+import { BlockTransfer } from "./dlms/transfer.ts";
+import { SecurityContext, type SecurityLevel } from "./dlms/security.ts";
+import { CounterGuard } from "./dlms/counter.ts";
+import { interpret, type MeterType } from "./cosem/interpret.ts";
+import { interpretDsmr } from "./cosem/dsmr.ts";
+import { buildReading } from "./cosem/build.ts";
+import type { Interpretation, Reading } from "./cosem/reading.ts";
+
+/** How the decoder is set up. */
+export interface DecoderOptions {
+  /** Encryption key (GUEK), 16 bytes; null for meters that send in the clear. */
+  key?: Uint8Array | null;
+  /** Authentication key (GAK), 16 bytes; when set, a GCM tag sent by the meter must verify. */
+  authKey?: Uint8Array | null;
+  /** Pins the COSEM layout; "auto" detects it from the data. */
+  meterType?: MeterType;
+  /** System title for service-specific ciphering APDUs, which do not carry one. */
+  systemTitle?: Uint8Array | null;
+  /** Silence after which a partial frame or block transfer is dropped, ms (default 1000). */
+  gapMs?: number;
+}
+
+/** A telegram that decoded. */
+export interface DecodedTelegram {
+  readonly ok: true;
+  readonly framing: Framing;
+  readonly security: SecurityLevel;
+  readonly layout: string;
+  readonly reading: Reading;
+}
+
+/** A telegram (or a frame, or a stretch of input) that did not decode. */
+export interface FailedTelegram {
+  readonly ok: false;
+  readonly stage: Layer;
+  readonly error: string;
+  readonly framing?: Framing;
+  /** Byte offset in the input stream where the failing frame started. */
+  readonly offset?: number;
+}
+
+export type TelegramResult = DecodedTelegram | FailedTelegram;
+
+/** Counters over the life of a decoder. */
+export interface DecoderStats {
+  bytes: number;
+  frames: number;
+  decoded: number;
+  failed: number;
+  skippedBytes: number;
+  failedByStage: Partial<Record<Layer, number>>;
+  lastError: string | null;
+}
+
+/** Nesting of APDUs inside APDUs (a block transfer carrying a ciphering APDU, ...). */
+const MAX_NESTING = 4;
+
+interface Context {
+  framing: Framing;
+  offset: number;
+  security: SecurityLevel;
+  systemTitle: Uint8Array | null;
+  frameCounter: number | null;
+}
+
+/** Turns a byte stream from a meter into telegram results. */
+export class Decoder {
+  readonly stats: DecoderStats = {
+    bytes: 0,
+    frames: 0,
+    decoded: 0,
+    failed: 0,
+    skippedBytes: 0,
+    failedByStage: {},
+    lastError: null,
+  };
+  readonly #framer: Framer;
+  readonly #transfer = new BlockTransfer();
+  readonly #counters = new CounterGuard();
+  readonly #security: SecurityContext | null;
+  readonly #meterType: MeterType;
+  readonly #systemTitle: Uint8Array | null;
+  readonly #gapMs: number;
+  #lastMs: number | null = null;
+  #transferStart = 0;
+
+  private constructor(opts: DecoderOptions, security: SecurityContext | null) {
+    this.#gapMs = opts.gapMs ?? 1000;
+    this.#framer = new Framer({ gapMs: this.#gapMs });
+    this.#security = security;
+    this.#meterType = opts.meterType ?? "auto";
+    this.#systemTitle = opts.systemTitle ?? null;
+  }
+
+  /** Creates a decoder; imports the keys once. */
+  static async create(opts: DecoderOptions = {}): Promise<Decoder> {
+    const security = opts.key ? await SecurityContext.create(opts.key, opts.authKey ?? null) : null;
+    return new Decoder(opts, security);
+  }
+
+  /**
+   * Feeds a chunk of bytes. `nowMs` is the arrival time (any monotonic clock); without it
+   * no silence gap is detected.
+   */
+  async push(chunk: Uint8Array, nowMs?: number): Promise<TelegramResult[]> {
+    const out: TelegramResult[] = [];
+    if (nowMs !== undefined) {
+      if (
+        this.#lastMs !== null && nowMs - this.#lastMs > this.#gapMs && this.#transfer.pending
+      ) {
+        const seconds = ((nowMs - this.#lastMs) / 1000).toFixed(1);
+        out.push(this.#fail({
+          stage: "transfer",
+          offset: this.#transferStart,
+          error:
+            `Block transfer abandoned after ${seconds} s of silence: ${this.#transfer.received} block(s) received, the last block never came`,
+        }));
+        this.#transfer.reset();
+      }
+      this.#lastMs = nowMs;
+    }
+    this.stats.bytes += chunk.length;
+    await this.#handle(this.#framer.push(chunk, nowMs), out);
+    return out;
+  }
+
+  /** The input has ended: reports whatever was left unfinished. */
+  async end(): Promise<TelegramResult[]> {
+    const out: TelegramResult[] = [];
+    await this.#handle(this.#framer.end(), out);
+    if (this.#transfer.pending) {
+      out.push(this.#fail({
+        stage: "transfer",
+        offset: this.#transferStart,
+        error:
+          `Input ends inside a block transfer: ${this.#transfer.received} block(s) received, the last block never came`,
+      }));
+      this.#transfer.reset();
+    }
+    if (this.stats.frames === 0 && this.stats.failed === 0) {
+      out.push(this.#fail({
+        stage: "framing",
+        offset: 0,
+        error: this.stats.bytes === 0
+          ? "Input is empty: no bytes to decode"
+          : `No frame found in ${this.stats.bytes} bytes: neither HDLC (7E), M-Bus (68) nor a DLMS APDU; check the baud rate, parity and that the capture is complete`,
+      }));
+    }
+    return out;
+  }
+
+  async #handle(events: FramerEvent[], out: TelegramResult[]): Promise<void> {
+    for (const ev of events) {
+      switch (ev.kind) {
+        case "skipped":
+          this.stats.skippedBytes += ev.bytes;
+          break;
+        case "error":
+          out.push(this.#fail({
+            stage: "framing",
+            framing: ev.framing,
+            offset: ev.offset,
+            error: ev.message,
+          }));
+          break;
+        case "payload": {
+          this.stats.frames++;
+          const ctx: Context = {
+            framing: ev.framing,
+            offset: ev.offset,
+            security: "none",
+            systemTitle: null,
+            frameCounter: null,
+          };
+          const r = await this.#apdu(ev.payload, ctx, 0);
+          if (r) out.push(r);
+        }
+      }
+    }
+  }
+
+  async #apdu(bytes: Uint8Array, ctx: Context, depth: number): Promise<TelegramResult | null> {
+    let apdu: Apdu;
+    try {
+      if (depth >= MAX_NESTING) {
+        throw new ParseError("apdu", 0, `APDUs nested ${depth} deep: damaged or hostile data`);
+      }
+      apdu = parseApdu(bytes);
+      switch (apdu.kind) {
+        case "block": {
+          if (apdu.blockNumber === 1) this.#transferStart = ctx.offset;
+          const t = this.#transfer.push(apdu);
+          if (this.#transfer.lastAbandoned > 0) {
+            // A new transfer started before the old one finished: say so, then go on.
+            const dropped = this.#fail({
+              stage: "transfer",
+              framing: ctx.framing,
+              offset: ctx.offset,
+              error:
+                `Block transfer restarted at block 1: ${this.#transfer.lastAbandoned} block(s) of the previous transfer were dropped`,
+            });
+            if (t.status === "pending") return dropped;
+          }
+          if (t.status === "pending") return null;
+          return await this.#apdu(t.apdu, ctx, depth + 1);
+        }
+        case "ciphered":
+          return await this.#decipher(apdu, ctx, depth);
+        case "data-notification":
+          return this.#ok(
+            ctx,
+            interpret(apdu.body, {
+              headerTime: apdu.dateTime,
+              systemTitle: ctx.systemTitle,
+              meterType: this.#meterType,
+            }),
+          );
+        case "text":
+          return this.#ok(ctx, interpretDsmr(apdu.text));
+      }
+    } catch (e) {
+      return this.#failFrom(e, ctx);
+    }
+  }
+
+  async #decipher(
+    apdu: CipheredApdu,
+    ctx: Context,
+    depth: number,
+  ): Promise<TelegramResult | null> {
+    const systemTitle = apdu.systemTitle ?? this.#systemTitle;
+    if (!this.#security) {
+      return this.#fail({
+        stage: "decrypt",
+        framing: ctx.framing,
+        offset: ctx.offset,
+        error:
+          "Telegram is encrypted but no key is configured: set dlms.key (or --key) to the key from your grid operator",
+      });
+    }
+    if (!systemTitle) {
+      return this.#fail({
+        stage: "decrypt",
+        framing: ctx.framing,
+        offset: ctx.offset,
+        error:
+          "Telegram carries no system title and none is configured: it cannot be decrypted (pass --system-title)",
+      });
+    }
+    const { plaintext, security } = await this.#security.decrypt(apdu, systemTitle);
+    const titleHex = toHex(systemTitle);
+    this.#counters.check(titleHex, apdu.invocationCounter);
+    return await this.#apdu(plaintext, {
+      ...ctx,
+      security,
+      systemTitle,
+      frameCounter: apdu.invocationCounter,
+    }, depth + 1);
+  }
+
+  #ok(ctx: Context, interpretation: Interpretation): DecodedTelegram {
+    this.stats.decoded++;
+    return {
+      ok: true,
+      framing: ctx.framing,
+      security: ctx.security,
+      layout: interpretation.layout,
+      reading: buildReading(interpretation, {
+        systemTitle: ctx.systemTitle,
+        frameCounter: ctx.frameCounter,
+      }),
+    };
+  }
+
+  #failFrom(e: unknown, ctx: Context): FailedTelegram {
+    if (!isLayeredError(e)) throw e; // a bug, not bad input: let it surface
+    return this.#fail({
+      stage: e.layer,
+      framing: ctx.framing,
+      offset: ctx.offset,
+      error: e.message,
+    });
+  }
+
+  #fail(f: Omit<FailedTelegram, "ok">): FailedTelegram {
+    this.stats.failed++;
+    this.stats.failedByStage[f.stage] = (this.stats.failedByStage[f.stage] ?? 0) + 1;
+    this.stats.lastError = `${f.stage}: ${f.error}`;
+    return { ok: false, ...f };
+  }
+}
