@@ -106,7 +106,8 @@ export function dlmsDateTime(time: Date, offsetMinutes: number): DlmsDateTime {
 
 /** The meter's state between pushes. */
 interface State {
-  energyImport: number; // Wh
+  /** Registers in Wh, kept exact; the meter sends whole Wh (truncated, as meters do). */
+  energyImport: number;
   energyExport: number;
   powerImport: number; // W
   powerExport: number;
@@ -154,9 +155,11 @@ export class MeterSimulator {
     const currents = s.voltages.map((u) =>
       Math.round((s.powerImport + s.powerExport) / 3 / u * 100) / 100
     ) as [number, number, number];
+    const importWh = Math.floor(s.energyImport);
+    const exportWh = Math.floor(s.energyExport);
     const values: NamedValues = {
-      energy_import_wh: s.energyImport,
-      energy_export_wh: s.energyExport,
+      energy_import_wh: importWh,
+      energy_export_wh: exportWh,
       power_import_w: s.powerImport,
       power_export_w: s.powerExport,
       power_w: s.powerImport - s.powerExport,
@@ -169,8 +172,8 @@ export class MeterSimulator {
           ...currents.map((i) => u16(Math.round(i * 100))),
           u32(s.powerImport),
           u32(s.powerExport),
-          u32(s.energyImport),
-          u32(s.energyExport),
+          u32(importWh),
+          u32(exportWh),
           u16(100),
           u16(220),
           u16(340),
@@ -189,18 +192,18 @@ export class MeterSimulator {
       case "wiener-netze": {
         body = structure(
           octets(encodeDateTime(dt)),
-          u32(s.energyImport),
-          u32(s.energyExport),
-          u32(Math.round(s.energyImport / 10)),
-          u32(Math.round(s.energyExport / 10)),
+          u32(importWh),
+          u32(exportWh),
+          u32(Math.floor(importWh / 10)),
+          u32(Math.floor(exportWh / 10)),
           u32(s.powerImport),
           u32(s.powerExport),
           u32(Math.round(s.powerImport / 5)),
           u32(0),
         );
         Object.assign(values, {
-          reactive_energy_import_varh: Math.round(s.energyImport / 10),
-          reactive_energy_export_varh: Math.round(s.energyExport / 10),
+          reactive_energy_import_varh: Math.floor(importWh / 10),
+          reactive_energy_export_varh: Math.floor(exportWh / 10),
           reactive_power_import_var: Math.round(s.powerImport / 5),
           reactive_power_export_var: 0,
         });
@@ -214,10 +217,10 @@ export class MeterSimulator {
         body = structure(
           octets(encodeDateTime(dt)),
           obis(1, 0, 1, 8, 0),
-          u32(s.energyImport),
+          u32(importWh),
           scalerUnit(0, 30),
           obis(1, 0, 2, 8, 0),
-          u32(s.energyExport),
+          u32(exportWh),
           scalerUnit(0, 30),
           obis(1, 0, 1, 7, 0),
           u32(s.powerImport),
@@ -300,8 +303,8 @@ export class MeterSimulator {
     const s = this.#state;
     const dtHours = this.#lastMs === null ? 0 : Math.max(0, ms - this.#lastMs) / 3_600_000;
     this.#lastMs = ms;
-    s.energyImport += Math.round(s.powerImport * dtHours);
-    s.energyExport += Math.round(s.powerExport * dtHours);
+    s.energyImport += s.powerImport * dtHours;
+    s.energyExport += s.powerExport * dtHours;
     const r = this.#random;
     // Net power wanders between -2 kW (feeding in) and 6 kW.
     const net = Math.max(-2000, Math.min(6000, s.powerImport - s.powerExport + (r() - 0.5) * 400));

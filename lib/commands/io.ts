@@ -46,3 +46,13 @@ export function parseKeyOption(name: string, text: string): Uint8Array {
   for (let i = 0; i < 16; i++) out[i] = parseInt(digits.substring(2 * i, 2 * i + 2), 16);
   return out;
 }
+
+/** What long-running commands need besides streams. */
+export interface ProcessContext {
+  readonly env: Record<string, string | undefined>;
+  /** Aborted by SIGINT/SIGTERM. */
+  readonly signal: AbortSignal;
+  /** Whether standard error is a terminal (for log timestamps). */
+  readonly stderrIsTerminal: boolean;
+  readonly version: string;
+}

@@ -31,6 +31,7 @@
  * @module
  */
 
+import type { MqttConfig } from "../config.ts";
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
 import { fromHex } from "../bytes.ts";
@@ -48,25 +49,7 @@ import { EnergyGuard } from "../homeassistant/guard.ts";
 import { buildState } from "../homeassistant/state.ts";
 
 /** The MQTT part of the configuration (same fields as `MqttConfig` in lib/config.ts). */
-export interface MqttConfig {
-  host: string;
-  port: number;
-  user: string | null;
-  password: string | null;
-  keepalive: number;
-  prefix: string;
-  deviceId: string;
-  name: string;
-  publishInterval: number;
-  discoveryPrefix: string;
-  tls: boolean;
-  tlsCa: string | null;
-  tlsCert: string | null;
-  tlsKey: string | null;
-  tlsInsecure: boolean;
-  clientId: string;
-  protocolVersion: 4 | 5;
-}
+export type { MqttConfig };
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
 
@@ -293,34 +276,7 @@ export class MqttSink {
   }
 
   #clientOptions(): IClientOptions {
-    const c = this.#config;
-    const options: IClientOptions & { checkServerIdentity?: () => undefined } = {
-      protocol: c.tls ? "mqtts" : "mqtt",
-      host: c.host,
-      port: c.port,
-      clientId: c.clientId,
-      keepalive: c.keepalive,
-      clean: true,
-      protocolVersion: c.protocolVersion,
-      reconnectPeriod: 0,
-      connectTimeout: CONNECT_TIMEOUT_MS,
-      queueQoSZero: false,
-      resubscribe: false,
-      will: { topic: this.#topics.availability, payload: "offline", qos: 1, retain: true },
-    };
-    if (c.user !== null) {
-      options.username = c.user;
-      if (c.password !== null) options.password = c.password;
-    }
-    if (c.tls) {
-      if (c.tlsCa !== null) options.ca = readTlsFile("mqtt.tls_ca", c.tlsCa);
-      if (c.tlsCert !== null) options.cert = readTlsFile("mqtt.tls_cert", c.tlsCert);
-      if (c.tlsKey !== null) options.key = readTlsFile("mqtt.tls_key", c.tlsKey);
-      options.rejectUnauthorized = true;
-      // tls_insecure skips the host name check only; the chain is still verified.
-      if (c.tlsInsecure) options.checkServerIdentity = () => undefined;
-    }
-    return options;
+    return mqttClientOptions(this.#config, this.#topics.availability);
   }
 
   #onConnect(client: MqttClient): void {
@@ -341,24 +297,7 @@ export class MqttSink {
   }
 
   #onError(e: Error): void {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "number" && code in AUTH_REFUSALS) {
-      this.#failure = {
-        message: `MQTT broker refused the connection: ${AUTH_REFUSALS[code]} — ` +
-          "check mqtt.user/mqtt.password",
-        level: "error",
-      };
-    } else if (typeof code === "number" && e.message.startsWith("Connection refused")) {
-      this.#failure = {
-        message: `MQTT broker refused the connection: ${e.message} (code ${code})`,
-        level: "error",
-      };
-    } else {
-      this.#failure = {
-        message: `MQTT connection to ${this.#brokerUrl()} failed: ${e.message}`,
-        level: "warning",
-      };
-    }
+    this.#failure = describeMqttError(e, this.#brokerUrl());
   }
 
   #onClose(client: MqttClient): void {
@@ -527,6 +466,97 @@ export class MqttSink {
     }
     // The announcement after a (re)connect sends discovery anyway.
     if (changed && this.#announceTimer === undefined) this.#publishDiscovery();
+  }
+}
+
+/**
+ * MQTT.js options for `c`: TLS files read, `tls_insecure` as a host-name-only relaxation,
+ * no automatic reconnect (the sink backs off itself), and the last will on `willTopic`.
+ */
+export function mqttClientOptions(c: MqttConfig, willTopic: string | null): IClientOptions {
+  const options: IClientOptions & { checkServerIdentity?: () => undefined } = {
+    protocol: c.tls ? "mqtts" : "mqtt",
+    host: c.host,
+    port: c.port,
+    clientId: c.clientId,
+    keepalive: c.keepalive,
+    clean: true,
+    protocolVersion: c.protocolVersion,
+    reconnectPeriod: 0,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    queueQoSZero: false,
+    resubscribe: false,
+  };
+  if (willTopic !== null) {
+    options.will = { topic: willTopic, payload: "offline", qos: 1, retain: true };
+  }
+  if (c.user !== null) {
+    options.username = c.user;
+    if (c.password !== null) options.password = c.password;
+  }
+  if (c.tls) {
+    if (c.tlsCa !== null) options.ca = readTlsFile("mqtt.tls_ca", c.tlsCa);
+    if (c.tlsCert !== null) options.cert = readTlsFile("mqtt.tls_cert", c.tlsCert);
+    if (c.tlsKey !== null) options.key = readTlsFile("mqtt.tls_key", c.tlsKey);
+    options.rejectUnauthorized = true;
+    // tls_insecure skips the host name check only; the chain is still verified.
+    if (c.tlsInsecure) options.checkServerIdentity = () => undefined;
+  }
+  return options;
+}
+
+/** A connection error as a message for users, and how loud to log it. */
+export function describeMqttError(
+  e: Error,
+  brokerUrl: string,
+): { message: string; level: "warning" | "error" } {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === "number" && code in AUTH_REFUSALS) {
+    return {
+      message: `MQTT broker refused the connection: ${AUTH_REFUSALS[code]} — ` +
+        "check mqtt.user/mqtt.password",
+      level: "error",
+    };
+  }
+  if (typeof code === "number" && e.message.startsWith("Connection refused")) {
+    return {
+      message: `MQTT broker refused the connection: ${e.message} (code ${code})`,
+      level: "error",
+    };
+  }
+  return { message: `MQTT connection to ${brokerUrl} failed: ${e.message}`, level: "warning" };
+}
+
+/**
+ * Connects once and disconnects (for `smartmeter check`): null when the broker took the
+ * connection, else the reason it did not.
+ */
+export async function probeMqtt(c: MqttConfig, timeoutMs = 10_000): Promise<string | null> {
+  const url = `${c.tls ? "mqtts" : "mqtt"}://${c.host}:${c.port}`;
+  let options: IClientOptions;
+  try {
+    options = { ...mqttClientOptions(c, null), connectTimeout: timeoutMs };
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const client = mqtt.connect({ ...options, clientId: `${c.clientId}-check` });
+  try {
+    return await new Promise<string | null>((resolve) => {
+      const timer = setTimeout(
+        () => resolve(`No answer from the MQTT broker ${url} within ${timeoutMs / 1000} s`),
+        timeoutMs,
+      );
+      client.once("connect", () => {
+        clearTimeout(timer);
+        resolve(null);
+      });
+      client.on("error", (e) => {
+        clearTimeout(timer);
+        resolve(describeMqttError(e, url).message);
+      });
+    });
+  } finally {
+    await client.endAsync(true).catch(() => {});
   }
 }
 

@@ -1,0 +1,174 @@
+/**
+ * `smartmeter run` (the daemon) and `smartmeter capture` (raw bytes as hex).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { runDaemon } from "../daemon.ts";
+import { resultJson } from "./decode.ts";
+import { toHex } from "../bytes.ts";
+import { readResilient } from "../sources/source.ts";
+import { sourceFromConfig } from "../sources/open.ts";
+import { type CommandIO, Exit, type ProcessContext, UsageError } from "./io.ts";
+import { BadConfig, findConfigPath, processLogger, readConfig, redactSecrets } from "./setup.ts";
+
+export const RUN_USAGE = `smartmeter [run] [--config FILE] [--json] [--no-mqtt]
+
+Reads the meter and publishes to MQTT with Home Assistant discovery until stopped.
+The config is FILE, else $SMARTMETER_CONFIG, else /etc/smartmeter/config.yaml, else
+/data/options.json (Home Assistant add-on). Exit status 78 on a bad config.
+
+  -c, --config FILE   the config file (YAML or JSON)
+  --json              also print every telegram as a JSON line on stdout
+  --no-mqtt           do not connect to MQTT (with --json: a pure reader)`;
+
+export const CAPTURE_USAGE = `smartmeter capture [--config FILE] [--seconds N] [--out FILE]
+
+Records the raw bytes of the configured source as hex text (32 bytes a line), for
+'smartmeter decode' and for support requests. Keys never appear in a capture.
+
+  -c, --config FILE   the config file
+  --seconds N         stop after N seconds (default 60)
+  --out FILE          write to FILE instead of stdout`;
+
+function usageFail(io: CommandIO, command: string, e: unknown): number {
+  io.err(`smartmeter ${command}: ${(e as Error).message}`);
+  io.err(`Try: smartmeter ${command} --help`);
+  return Exit.USAGE;
+}
+
+function isArgError(e: unknown): boolean {
+  return e instanceof UsageError ||
+    Boolean((e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"));
+}
+
+/** `smartmeter run`. */
+export async function runCommand(
+  args: string[],
+  io: CommandIO,
+  ctx: ProcessContext,
+): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        config: { type: "string", short: "c" },
+        json: { type: "boolean", default: false },
+        "no-mqtt": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    if (isArgError(e)) return usageFail(io, "run", e);
+    throw e;
+  }
+  if (values.help) {
+    io.out(RUN_USAGE);
+    return Exit.OK;
+  }
+  const logger = processLogger("info", ctx.env, io.err, ctx.stderrIsTerminal);
+  let config;
+  try {
+    config = await readConfig(await findConfigPath(values.config, ctx.env), ctx.env);
+  } catch (e) {
+    if (e instanceof BadConfig) {
+      logger.get("smartmeter").error(e.message);
+      return Exit.CONFIG;
+    }
+    throw e;
+  }
+  logger.options.level = config.logging;
+  redactSecrets(logger, config);
+  return await runDaemon({
+    config,
+    logger,
+    signal: ctx.signal,
+    version: ctx.version,
+    env: ctx.env,
+    mqtt: !values["no-mqtt"],
+    ...(values.json ? { onResult: (r) => io.out(JSON.stringify(resultJson(r))) } : {}),
+  });
+}
+
+/** `smartmeter capture`. */
+export async function captureCommand(
+  args: string[],
+  io: CommandIO,
+  ctx: ProcessContext,
+): Promise<number> {
+  let values;
+  let seconds: number;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        config: { type: "string", short: "c" },
+        seconds: { type: "string", default: "60" },
+        out: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+    }));
+    seconds = Number(values.seconds);
+    if (!Number.isFinite(seconds) || seconds <= 0) {
+      throw new UsageError(`--seconds must be a positive number, got "${values.seconds}"`);
+    }
+  } catch (e) {
+    if (isArgError(e)) return usageFail(io, "capture", e);
+    throw e;
+  }
+  if (values.help) {
+    io.out(CAPTURE_USAGE);
+    return Exit.OK;
+  }
+  const logger = processLogger("info", ctx.env, io.err, ctx.stderrIsTerminal);
+  const log = logger.get("capture");
+  let config;
+  try {
+    config = await readConfig(await findConfigPath(values.config, ctx.env), ctx.env);
+  } catch (e) {
+    if (e instanceof BadConfig) {
+      log.error(e.message);
+      return Exit.CONFIG;
+    }
+    throw e;
+  }
+  redactSecrets(logger, config);
+  const source = await sourceFromConfig(config.source, { log });
+  const stop = AbortSignal.any([ctx.signal, AbortSignal.timeout(seconds * 1000)]);
+  const file = values.out
+    ? await Deno.open(values.out, { write: true, create: true, truncate: true })
+    : null;
+  const encoder = new TextEncoder();
+  const writeLine = async (line: string) => {
+    if (file) {
+      const data = encoder.encode(line + "\n");
+      let off = 0;
+      while (off < data.length) off += await file.write(data.subarray(off));
+    } else io.out(line);
+  };
+  let total = 0;
+  let pending = new Uint8Array(0);
+  log.info(`Capturing ${source.description} for ${seconds} s`);
+  try {
+    for await (const chunk of readResilient(source, { signal: stop, log })) {
+      total += chunk.length;
+      const joined = new Uint8Array(pending.length + chunk.length);
+      joined.set(pending);
+      joined.set(chunk, pending.length);
+      let at = 0;
+      for (; at + 32 <= joined.length; at += 32) {
+        await writeLine(toHex(joined.subarray(at, at + 32)));
+      }
+      pending = joined.slice(at);
+    }
+    if (pending.length > 0) await writeLine(toHex(pending));
+  } finally {
+    file?.close();
+  }
+  log.info(`Captured ${total} bytes${values.out ? ` to ${values.out}` : ""}`);
+  return total > 0 ? Exit.OK : Exit.FAILED;
+}

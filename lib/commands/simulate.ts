@@ -1,0 +1,315 @@
+/**
+ * `smartmeter simulate` (frames as a chosen meter sends them) and `smartmeter demo` (a
+ * simulated meter through the whole pipeline: simulator → pseudo-terminal → serial source
+ * → decoder → readings on stdout, and MQTT with --mqtt).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { toHex } from "../bytes.ts";
+import { validateConfig } from "../config.ts";
+import { METER_TYPES } from "../cosem/interpret.ts";
+import { runDaemon } from "../daemon.ts";
+import type { TelegramResult } from "../pipeline.ts";
+import { MeterSimulator, SIMULATED_METERS, type SimulatedMeter } from "../simulator.ts";
+import { PseudoTerminal } from "../sources/pty.ts";
+import { serialSource } from "../sources/open.ts";
+import { sleep } from "../sources/source.ts";
+import { resultJson } from "./decode.ts";
+import { type CommandIO, Exit, parseKeyOption, type ProcessContext, UsageError } from "./io.ts";
+import { processLogger } from "./setup.ts";
+
+/** The key of simulated meters unless one is given (a test key, public on purpose). */
+export const DEMO_KEY = "000102030405060708090a0b0c0d0e0f";
+/** The authentication key the demo's Netz Burgenland meter signs with. */
+export const DEMO_AUTH_KEY = "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf";
+
+export const SIMULATE_USAGE = `smartmeter simulate --meter-type NAME [--key HEX] [--auth-key HEX]
+                    [--interval S] [--count N] [--seed N] [--out pty|-|PATH]
+
+Sends frames as that meter would, encrypted with the key and an increasing frame counter.
+Meter types: ${SIMULATED_METERS.join(", ")}.
+
+  --key HEX         encryption key (default: the demo key ${DEMO_KEY})
+  --auth-key HEX    authentication key: burgenland then adds a GCM tag
+  --interval S      seconds between pushes (default 5)
+  --count N         stop after N pushes (default: run until stopped)
+  --out pty         create a pseudo-terminal and print its path (default): point
+                    dlms.port at it
+  --out -           hex text on stdout, one push per line
+  --out PATH        a tty gets the raw bytes; any other file gets hex text`;
+
+export const DEMO_USAGE =
+  `smartmeter demo [--meter-type NAME] [--count N] [--interval S] [--json] [--mqtt URL]
+
+A simulated meter through the whole pipeline: simulator → pseudo-terminal → serial port
+→ framing, decryption, COSEM → readings on stdout. No setup, no hardware.
+
+  --meter-type NAME   ${SIMULATED_METERS.join(", ")} (default burgenland)
+  --count N           telegrams to show (default 5; 0 = until stopped)
+  --interval S        seconds between pushes (default 1)
+  --json              print the decode JSON lines instead of a summary
+  --mqtt URL          also publish to this broker, e.g. mqtt://user:pass@localhost:1883`;
+
+function isArgError(e: unknown): boolean {
+  return e instanceof UsageError ||
+    Boolean((e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"));
+}
+
+function number(name: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < min) {
+    throw new UsageError(`${name} must be a number of at least ${min}, got "${text}"`);
+  }
+  return n;
+}
+
+function meterName(text: string | undefined, fallback?: SimulatedMeter): SimulatedMeter {
+  if (text === undefined) {
+    if (fallback) return fallback;
+    throw new UsageError(`--meter-type is required: one of ${SIMULATED_METERS.join(", ")}`);
+  }
+  const name = text.toLowerCase().replace(/-/g, "_");
+  const m = SIMULATED_METERS.find((x) => x.replace(/-/g, "_") === name);
+  if (!m) {
+    throw new UsageError(
+      `--meter-type "${text}" cannot be simulated: use one of ${SIMULATED_METERS.join(", ")}`,
+    );
+  }
+  return m;
+}
+
+async function writeAll(w: { write(p: Uint8Array): Promise<number> }, data: Uint8Array) {
+  let off = 0;
+  while (off < data.length) off += await w.write(data.subarray(off));
+}
+
+/** `smartmeter simulate`. */
+export async function simulateCommand(
+  args: string[],
+  io: CommandIO,
+  ctx: ProcessContext,
+): Promise<number> {
+  let sim: MeterSimulator;
+  let interval: number;
+  let count: number;
+  let out: string;
+  let meter: SimulatedMeter;
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        "meter-type": { type: "string" },
+        key: { type: "string" },
+        "auth-key": { type: "string" },
+        interval: { type: "string", default: "5" },
+        count: { type: "string", default: "0" },
+        seed: { type: "string", default: "1" },
+        out: { type: "string", default: "pty" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+    });
+    if (values.help) {
+      io.out(SIMULATE_USAGE);
+      return Exit.OK;
+    }
+    meter = meterName(values["meter-type"]);
+    interval = number("--interval", values.interval, 0);
+    count = number("--count", values.count, 0);
+    out = values.out;
+    sim = await MeterSimulator.create({
+      meter,
+      key: parseKeyOption("--key", values.key ?? DEMO_KEY),
+      authKey: values["auth-key"] ? parseKeyOption("--auth-key", values["auth-key"]) : null,
+      seed: number("--seed", values.seed, 0),
+    });
+  } catch (e) {
+    if (isArgError(e)) {
+      io.err(`smartmeter simulate: ${(e as Error).message}`);
+      io.err("Try: smartmeter simulate --help");
+      return Exit.USAGE;
+    }
+    throw e;
+  }
+
+  let send: (bytes: Uint8Array) => Promise<void>;
+  let close = () => {};
+  if (out === "-") send = (b) => Promise.resolve(io.out(toHex(b)));
+  else if (out === "pty") {
+    const pty = PseudoTerminal.open();
+    io.out(pty.path);
+    io.err(`Simulated ${meter} meter on ${pty.path}: set dlms.port to it (Ctrl-C stops)`);
+    send = async (b) => void await pty.write(b);
+    close = () => pty.close();
+  } else {
+    let isTty = false;
+    try {
+      isTty = (await Deno.stat(out)).isCharDevice === true;
+    } catch { /* a new file */ }
+    const file = await Deno.open(out, { write: true, create: !isTty, truncate: !isTty });
+    const enc = new TextEncoder();
+    send = (b) => writeAll(file, isTty ? b : enc.encode(toHex(b) + "\n"));
+    close = () => file.close();
+  }
+  try {
+    for (let i = 0; count === 0 || i < count; i++) {
+      if (ctx.signal.aborted) break;
+      const t = await sim.next(new Date());
+      await send(t.bytes);
+      if (count === 0 || i + 1 < count) await sleep(interval * 1000, ctx.signal);
+    }
+  } finally {
+    close();
+  }
+  return Exit.OK;
+}
+
+/** One line a person can read for a telegram. */
+export function describeResult(r: TelegramResult): string {
+  if (!r.ok) return `✗ ${r.stage}: ${r.error}`;
+  const v = r.reading.values;
+  const fmt = (n: number | undefined, unit: string) => n === undefined ? null : `${n} ${unit}`;
+  const parts = [
+    fmt(v.energy_import_wh, "Wh in"),
+    fmt(v.energy_export_wh, "Wh out"),
+    fmt(v.power_w, "W net"),
+    v.voltage_l1_v === undefined
+      ? null
+      : `${
+        [v.voltage_l1_v, v.voltage_l2_v, v.voltage_l3_v].filter((x) => x !== undefined).join("/")
+      } V`,
+    v.current_l1_a === undefined
+      ? null
+      : `${
+        [v.current_l1_a, v.current_l2_a, v.current_l3_a].filter((x) => x !== undefined).join("/")
+      } A`,
+  ].filter((p) => p !== null);
+  return `✓ ${
+    r.reading.time ?? "--"
+  } ${r.framing}/${r.security}/${r.layout} #${r.reading.frame_counter}: ${parts.join(", ")}`;
+}
+
+/** Parses `mqtt://[user[:password]@]host[:port]` into config keys. */
+export function parseMqttUrl(url: string): Record<string, unknown> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UsageError(`--mqtt must be a URL like mqtt://localhost:1883, got "${url}"`);
+  }
+  if (u.protocol !== "mqtt:" && u.protocol !== "mqtts:") {
+    throw new UsageError(`--mqtt must start with mqtt:// or mqtts://, got "${u.protocol}//"`);
+  }
+  const out: Record<string, unknown> = {
+    host: u.hostname.replace(/^\[|\]$/g, ""),
+    port: u.port ? Number(u.port) : u.protocol === "mqtts:" ? 8883 : 1883,
+    tls: u.protocol === "mqtts:",
+    publish_interval: 0,
+  };
+  if (u.username) out.user = decodeURIComponent(u.username);
+  if (u.password) out.password = decodeURIComponent(u.password);
+  return out;
+}
+
+/** `smartmeter demo`. */
+export async function demoCommand(
+  args: string[],
+  io: CommandIO,
+  ctx: ProcessContext,
+): Promise<number> {
+  let meter: SimulatedMeter;
+  let count: number;
+  let interval: number;
+  let json: boolean;
+  let mqtt: Record<string, unknown> | null = null;
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        "meter-type": { type: "string" },
+        count: { type: "string", default: "5" },
+        interval: { type: "string", default: "1" },
+        json: { type: "boolean", default: false },
+        mqtt: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+    });
+    if (values.help) {
+      io.out(DEMO_USAGE);
+      return Exit.OK;
+    }
+    meter = meterName(values["meter-type"], "burgenland");
+    count = number("--count", values.count, 0);
+    interval = number("--interval", values.interval, 0.05);
+    json = values.json;
+    if (values.mqtt !== undefined) mqtt = parseMqttUrl(values.mqtt);
+  } catch (e) {
+    if (isArgError(e)) {
+      io.err(`smartmeter demo: ${(e as Error).message}`);
+      io.err("Try: smartmeter demo --help");
+      return Exit.USAGE;
+    }
+    throw e;
+  }
+
+  const authKey = meter === "burgenland" ? DEMO_AUTH_KEY : null;
+  const pty = PseudoTerminal.open();
+  const config = validateConfig({
+    logging: "info",
+    dlms: {
+      port: pty.path,
+      baudrate: 9600,
+      key: DEMO_KEY,
+      ...(authKey ? { auth_key: authKey } : {}),
+    },
+    mqtt: mqtt ?? { host: "localhost" },
+  }, { env: {}, meterTypes: METER_TYPES });
+  const logger = processLogger("info", ctx.env, io.err, ctx.stderrIsTerminal);
+  const stop = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, stop.signal]);
+  io.err(
+    `Demo: a simulated ${meter} meter on ${pty.path} (key ${DEMO_KEY}${
+      authKey ? `, auth key ${authKey}` : ""
+    }), ${count || "endless"} telegram${count === 1 ? "" : "s"}, one every ${interval} s`,
+  );
+
+  const sim = await MeterSimulator.create({
+    meter,
+    key: parseKeyOption("key", DEMO_KEY),
+    authKey: authKey ? parseKeyOption("auth key", authKey) : null,
+  });
+  let decoded = 0;
+  let failed = 0;
+  const simulator = (async () => {
+    await sleep(300, signal); // let the reader open the port first
+    for (let i = 0; !signal.aborted && (count === 0 || i < count + 2); i++) {
+      const t = await sim.next(new Date());
+      await pty.write(t.bytes);
+      await sleep(interval * 1000, signal);
+    }
+    // The reader could not keep up: do not wait forever.
+    stop.abort();
+  })();
+  const status = await runDaemon({
+    config,
+    logger,
+    signal,
+    version: ctx.version,
+    env: {},
+    mqtt: mqtt !== null,
+    source: serialSource(config.source, { log: logger.get("demo") }),
+    onResult: (r) => {
+      if (r.ok) decoded++;
+      else failed++;
+      io.out(json ? JSON.stringify(resultJson(r)) : describeResult(r));
+      if (count > 0 && decoded >= count) stop.abort();
+    },
+  });
+  await simulator;
+  pty.close();
+  if (status !== Exit.OK) return status;
+  return failed === 0 && (count === 0 || decoded >= count) ? Exit.OK : Exit.FAILED;
+}
