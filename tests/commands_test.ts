@@ -1,0 +1,260 @@
+import { deepEqual, equal, match, ok as assert } from "node:assert/strict";
+import { main } from "../main.ts";
+import type { CommandIO, ProcessContext } from "../lib/commands/io.ts";
+import { DEMO_KEY } from "../lib/commands/simulate.ts";
+import { brokerMissing, startBroker } from "./e2e/mosquitto.ts";
+import { fixture } from "./fixtures.ts";
+
+interface Run {
+  status: number;
+  out: string[];
+  err: string[];
+}
+
+async function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CommandIO = {
+    stdin: ReadableStream.from([new TextEncoder().encode(out.join("\n"))]),
+    openFile: async (p) => (await Deno.open(p)).readable,
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+  };
+  const ctx: ProcessContext = {
+    env,
+    signal: new AbortController().signal,
+    stderrIsTerminal: false,
+    version: "test",
+  };
+  return { status: await main(args, io, () => ctx), out, err };
+}
+
+async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("simulate --out - writes pushes that decode with the same key", async () => {
+  for (const meter of ["burgenland", "noe_evn", "sagemcom", "wiener-netze"]) {
+    const sim = await run([
+      "simulate",
+      "--meter-type",
+      meter,
+      "--count",
+      "3",
+      "--interval",
+      "0",
+      "--out",
+      "-",
+    ]);
+    equal(sim.status, 0, sim.err.join("\n"));
+    equal(sim.out.length, 3);
+    await withDir(async (dir) => {
+      await Deno.writeTextFile(`${dir}/sim.hex`, sim.out.join("\n"));
+      const dec = await run(["decode", "--key", DEMO_KEY, `${dir}/sim.hex`]);
+      equal(dec.status, 0, `${meter}: ${dec.out.join("\n")}`);
+      deepEqual(dec.out.map((l) => JSON.parse(l).frame_counter), [1, 2, 3]);
+    });
+  }
+});
+
+Deno.test("simulate writes hex lines to a file and refuses what it cannot do", async () => {
+  await withDir(async (dir) => {
+    const r = await run([
+      "simulate",
+      "--meter-type",
+      "noe_evn",
+      "--count",
+      "2",
+      "--interval",
+      "0",
+      "--out",
+      `${dir}/x.hex`,
+    ]);
+    equal(r.status, 0);
+    equal((await Deno.readTextFile(`${dir}/x.hex`)).trim().split("\n").length, 2);
+  });
+  const cases: [string[], RegExp][] = [
+    [["simulate"], /--meter-type is required/],
+    [["simulate", "--meter-type", "elster"], /cannot be simulated: use one of burgenland/],
+    [
+      ["simulate", "--meter-type", "noe_evn", "--interval=-1"],
+      /--interval must be a number of at least 0/,
+    ],
+    [["simulate", "--meter-type", "noe_evn", "--key", "12"], /--key must be 32 hex characters/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await run(args);
+    equal(r.status, 2, args.join(" "));
+    match(r.err[0]!, message);
+  }
+});
+
+Deno.test("demo runs a simulated meter through a pseudo-terminal and the whole pipeline", async () => {
+  for (const meter of ["burgenland", "sagemcom"]) {
+    const r = await run(["demo", "--meter-type", meter, "--count", "2", "--interval", "0.2"]);
+    equal(r.status, 0, r.err.join("\n"));
+    equal(r.out.length, 2, r.out.join("\n"));
+    for (const line of r.out) {
+      match(line, /^✓ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d (hdlc|mbus)\/encrypted/);
+    }
+  }
+  const json = await run(["demo", "--count", "1", "--interval", "0.2", "--json"]);
+  equal(json.status, 0);
+  const t = JSON.parse(json.out[0]!);
+  equal(t.ok, true);
+  equal(t.security, "encrypted+authenticated");
+  equal(t.layout, "burgenland");
+});
+
+Deno.test({
+  name: "demo --mqtt publishes the readings to a broker",
+  ignore: brokerMissing() !== null,
+  async fn() {
+    const broker = await startBroker();
+    try {
+      const { default: mqtt } = await import("mqtt");
+      const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`);
+      const states: string[] = [];
+      watcher.on("message", (topic, payload) => {
+        if (topic === "smartmeter/state") states.push(payload.toString());
+      });
+      await watcher.subscribeAsync("smartmeter/#");
+      const r = await run([
+        "demo",
+        "--count",
+        "3",
+        "--interval",
+        "0.3",
+        "--mqtt",
+        `mqtt://127.0.0.1:${broker.port}`,
+      ]);
+      equal(r.status, 0, r.err.join("\n"));
+      await new Promise((res) => setTimeout(res, 200));
+      await watcher.endAsync();
+      assert(states.length >= 1, "at least one state published");
+      const s = JSON.parse(states.at(-1)!);
+      assert(typeof s.energy_import_wh === "number" && typeof s.total_con === "number");
+    } finally {
+      await broker.close();
+    }
+  },
+});
+
+Deno.test("check reports a valid config and a telegram from a capture file", async () => {
+  const f = fixture("netznoe_kaifa-ma309_1");
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/capture.hex`, f.hex);
+    await Deno.writeTextFile(
+      `${dir}/config.yaml`,
+      `meter_type: noe_evn\ninterface_type: OPTICAL\ndlms:\n  port: ${dir}/capture.hex\n  key: "${f.raw.key}"\nmqtt:\n  host: localhost\n  hots: typo\n`,
+    );
+    const r = await run(["check", "--config", `${dir}/config.yaml`, "--no-mqtt"]);
+    equal(r.status, 0, r.out.join("\n"));
+    const text = r.out.join("\n");
+    match(text, /✓ Config .*config\.yaml is valid/);
+    match(text, /! mqtt\.hots: unknown key, ignored \(a typo\?\)/);
+    match(text, /· interface_type: obsolete/);
+    match(
+      text,
+      /✓ Meter: telegram decoded \(mbus, encrypted, layout obis-tagged, meter 181220000009: energy import 12937 Wh/,
+    );
+    assert(!text.includes(String(f.raw.key)), "the key is not printed");
+  });
+});
+
+Deno.test("check explains a wrong key, a missing device and a bad config", async () => {
+  const f = fixture("netznoe_kaifa-ma309_1");
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/capture.hex`, f.hex);
+    await Deno.writeTextFile(
+      `${dir}/wrong.yaml`,
+      `dlms:\n  port: ${dir}/capture.hex\n  key: "${"ab".repeat(16)}"\nmqtt:\n  host: localhost\n`,
+    );
+    const wrong = await run(["check", "-c", `${dir}/wrong.yaml`, "--no-mqtt"]);
+    equal(wrong.status, 1);
+    match(
+      wrong.out.join("\n"),
+      /✗ Meter: \d+ bytes, 1 frames, no telegram decoded[\s\S]*decrypt: .*wrong key/,
+    );
+
+    await Deno.writeTextFile(
+      `${dir}/missing.yaml`,
+      `dlms:\n  port: ${dir}/ttyUSB9\n  key: "${"ab".repeat(16)}"\nmqtt:\n  host: localhost\n`,
+    );
+    const missing = await run([
+      "check",
+      "-c",
+      `${dir}/missing.yaml`,
+      "--no-mqtt",
+      "--seconds",
+      "1",
+    ]);
+    equal(missing.status, 1);
+    match(missing.out.join("\n"), /✗ Meter: No such device .*ttyUSB9: is the IR head plugged in\?/);
+
+    await Deno.writeTextFile(
+      `${dir}/bad.yaml`,
+      `dlms:\n  key: "123"\n  parity: X\nmqtt:\n  port: 99999\n`,
+    );
+    const bad = await run(["check", "-c", `${dir}/bad.yaml`]);
+    equal(bad.status, 78);
+    const text = bad.out.join("\n");
+    match(text, /✗ Config: The config file .* has 3 problems/);
+    match(text, /dlms\.key: /);
+    match(text, /dlms\.parity: /);
+    match(text, /mqtt\.port: /);
+  });
+});
+
+Deno.test({
+  name: "check connects to the MQTT broker, and names a refusal",
+  ignore: brokerMissing() !== null,
+  async fn() {
+    const broker = await startBroker({ users: { meter: "right" } });
+    const f = fixture("netznoe_kaifa-ma309_1");
+    try {
+      await withDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/capture.hex`, f.hex);
+        const cfg = (pw: string) =>
+          `dlms:\n  port: ${dir}/capture.hex\n  key: "${f.raw.key}"\nmqtt:\n  host: 127.0.0.1\n  port: ${broker.port}\n  user: meter\n  password: ${pw}\n`;
+        await Deno.writeTextFile(`${dir}/good.yaml`, cfg("right"));
+        await Deno.writeTextFile(`${dir}/bad.yaml`, cfg("wrong"));
+        const good = await run(["check", "-c", `${dir}/good.yaml`]);
+        equal(good.status, 0, good.out.join("\n"));
+        match(good.out.join("\n"), /✓ MQTT: connected to mqtt:\/\/127\.0\.0\.1:\d+/);
+        const bad = await run(["check", "-c", `${dir}/bad.yaml`]);
+        equal(bad.status, 1);
+        match(
+          bad.out.join("\n"),
+          /✗ MQTT: MQTT broker refused the connection: not authorized — check mqtt\.user\/mqtt\.password/,
+        );
+        assert(!bad.out.join("\n").includes("wrong"), "the password is not printed");
+      });
+    } finally {
+      await broker.close();
+    }
+  },
+});
+
+Deno.test("capture writes the source's bytes as hex lines", async () => {
+  const f = fixture("netznoe_kaifa-ma309_1");
+  await withDir(async (dir) => {
+    await Deno.writeFile(`${dir}/capture.bin`, f.bytes);
+    await Deno.writeTextFile(
+      `${dir}/c.yaml`,
+      `dlms:\n  port: ${dir}/capture.bin\nmqtt:\n  host: localhost\n`,
+    );
+    const r = await run(["capture", "-c", `${dir}/c.yaml`, "--seconds", "5"]);
+    equal(r.status, 0, r.err.join("\n"));
+    assert(r.out.every((l) => l.length <= 64));
+    equal(r.out.join(""), f.hex);
+    const bad = await run(["capture", "--seconds", "0"]);
+    equal(bad.status, 2);
+    match(bad.err[0]!, /--seconds must be a positive number/);
+  });
+});

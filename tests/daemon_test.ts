@@ -1,0 +1,431 @@
+import { deepEqual, equal, match, ok as assert, rejects } from "node:assert/strict";
+import { judgeHealth, type ReadingSink, RepeatFolder, runDaemon } from "../lib/daemon.ts";
+import { validateConfig } from "../lib/config.ts";
+import { METER_TYPES } from "../lib/cosem/interpret.ts";
+import type { Reading } from "../lib/cosem/reading.ts";
+import type { Diagnostics, MqttSinkOptions } from "../lib/sinks/mqtt.ts";
+import { memoryLogger } from "../lib/log.ts";
+import { type ByteSource, readResilient } from "../lib/sources/source.ts";
+import { parseTcpSpec } from "../lib/sources/tcp.ts";
+import { fileSource, looksLikeHexText } from "../lib/sources/file.ts";
+import { probeLine } from "../lib/sources/open.ts";
+import { PseudoTerminal } from "../lib/sources/pty.ts";
+import { supervisorMqtt } from "../lib/supervisor.ts";
+import { MeterSimulator } from "../lib/simulator.ts";
+import { fromHex, toHex } from "../lib/bytes.ts";
+import { fixture } from "./fixtures.ts";
+
+const KEY = "000102030405060708090a0b0c0d0e0f";
+
+function config(extra: Record<string, unknown> = {}) {
+  return validateConfig({
+    dlms: { port: "/dev/null", key: KEY },
+    mqtt: { host: "localhost" },
+    ...extra,
+  }, { env: {}, meterTypes: METER_TYPES });
+}
+
+/** A sink that records what the daemon gives it. */
+class RecordingSink implements ReadingSink {
+  readings: Reading[] = [];
+  diagnostics: Diagnostics[] = [];
+  started = false;
+  stopped = false;
+  start() {
+    this.started = true;
+  }
+  publishReading(r: Reading) {
+    this.readings.push(r);
+  }
+  setDiagnostics(d: Diagnostics) {
+    this.diagnostics.push(d);
+  }
+  stop() {
+    this.stopped = true;
+    return Promise.resolve();
+  }
+}
+
+/** A source that yields `chunks` once per open, then ends (like a peer closing). */
+function streamSource(opens: Uint8Array[][], kind: ByteSource["kind"] = "file"): ByteSource {
+  let n = 0;
+  return {
+    description: "test source",
+    kind,
+    open() {
+      const chunks = opens[n++];
+      if (!chunks) return Promise.reject(new Error("no more opens"));
+      return Promise.resolve(ReadableStream.from(chunks));
+    },
+  };
+}
+
+async function pushes(meter: "noe_evn" | "burgenland", count: number): Promise<Uint8Array[]> {
+  const sim = await MeterSimulator.create({ meter, key: fromHex(KEY) });
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    out.push((await sim.next(new Date(1_700_000_000_000 + i * 5000))).bytes);
+  }
+  return out;
+}
+
+Deno.test("runDaemon publishes every telegram of a replayed capture and stops at its end", async () => {
+  const sink = new RecordingSink();
+  const { logger, lines } = memoryLogger();
+  const status = await runDaemon({
+    config: config(),
+    logger,
+    signal: new AbortController().signal,
+    version: "test",
+    source: streamSource([await pushes("noe_evn", 3)]),
+    createSink: () => sink,
+  });
+  equal(status, 0);
+  assert(sink.started && sink.stopped);
+  equal(sink.readings.length, 3);
+  deepEqual(sink.readings.map((r) => r.frame_counter), [1, 2, 3]);
+  const last = sink.diagnostics.at(-1)!;
+  equal(last.decoded, 3);
+  equal(last.failed, 0);
+  match(lines.join("\n"), /Stopping: 3 telegrams decoded, 0 failed/);
+});
+
+Deno.test("runDaemon counts bad telegrams, folds repeated messages, and keeps going", async () => {
+  const sink = new RecordingSink();
+  const { logger, lines } = memoryLogger();
+  const good = await pushes("noe_evn", 2);
+  const wrongKey = fixture("netznoe_kaifa-ma309_1").bytes; // encrypted with another key
+  const garbage = new TextEncoder().encode("\x00\x01garbage on the line\xff");
+  const results: boolean[] = [];
+  const status = await runDaemon({
+    config: config(),
+    logger,
+    signal: new AbortController().signal,
+    version: "test",
+    source: streamSource([[wrongKey, garbage, good[0]!, wrongKey, wrongKey, good[1]!]]),
+    createSink: () => sink,
+    onResult: (r) => results.push(r.ok),
+  });
+  equal(status, 0);
+  equal(sink.readings.length, 2);
+  deepEqual(results, [false, true, false, false, true]);
+  const d = sink.diagnostics.at(-1)!;
+  equal(d.decoded, 2);
+  equal(d.failed, 3);
+  match(d.lastError!, /^decrypt: .*wrong key/);
+  const warnings = lines.filter((l) => l.includes("Telegram failed at decrypt"));
+  equal(warnings.length, 1, "the same failure is logged once, then folded");
+});
+
+Deno.test("runDaemon never logs the keys or the password, even at debug", async () => {
+  const { logger, lines } = memoryLogger("debug");
+  const cfg = config({
+    logging: "debug",
+    dlms: { port: "/dev/null", key: KEY, auth_key: "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf" },
+    mqtt: { host: "localhost", user: "u", password: "s3cret-pass" },
+  });
+  const { redactSecrets } = await import("../lib/commands/setup.ts");
+  redactSecrets(logger, cfg);
+  // A message that would leak them, as a careless log line might.
+  logger.get("x").debug(
+    `key ${KEY.toUpperCase()} auth d0d1d2d3d4d5d6d7d8d9dadbdcdddedf pw s3cret-pass`,
+  );
+  await runDaemon({
+    config: cfg,
+    logger,
+    signal: new AbortController().signal,
+    version: "test",
+    source: streamSource([await pushes("burgenland", 2)]),
+    createSink: () => new RecordingSink(),
+  });
+  const all = lines.join("\n").toLowerCase();
+  assert(!all.includes(KEY), "no key");
+  assert(!all.includes("d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"), "no auth key");
+  assert(!all.includes("s3cret-pass"), "no password");
+  match(all, /\*\*\*/);
+});
+
+Deno.test("runDaemon asks the Supervisor for the broker when mqtt.host is empty", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    if (req.headers.get("authorization") !== "Bearer tok") {
+      return new Response("no", { status: 401 });
+    }
+    return Response.json({
+      result: "ok",
+      data: {
+        host: "core-mosquitto",
+        port: 1884,
+        ssl: false,
+        username: "addons",
+        password: "pw",
+        protocol: "3.1.1",
+      },
+    });
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}`;
+    let seen: MqttSinkOptions | null = null;
+    const env = { SUPERVISOR_TOKEN: "tok", SUPERVISOR_URL: url };
+    const cfg = validateConfig({ dlms: { port: "/dev/null", key: KEY }, mqtt: { host: "" } }, {
+      env,
+      meterTypes: METER_TYPES,
+    });
+    const status = await runDaemon({
+      config: cfg,
+      logger: memoryLogger().logger,
+      signal: new AbortController().signal,
+      version: "test",
+      env,
+      source: streamSource([[]]),
+      createSink: (o) => {
+        seen = o;
+        return new RecordingSink();
+      },
+    });
+    equal(status, 0);
+    const c = (seen as MqttSinkOptions | null)!.config;
+    deepEqual([c.host, c.port, c.user, c.password], ["core-mosquitto", 1884, "addons", "pw"]);
+
+    // Wrong token: a clear error, exit 78 (a config problem systemd must not loop on).
+    const bad = await runDaemon({
+      config: cfg,
+      logger: memoryLogger().logger,
+      signal: new AbortController().signal,
+      version: "test",
+      env: { SUPERVISOR_TOKEN: "nope", SUPERVISOR_URL: url },
+      source: streamSource([[]]),
+      createSink: () => new RecordingSink(),
+    });
+    equal(bad, 78);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("supervisorMqtt() reads the service and explains each failure", async () => {
+  const ok = await supervisorMqtt(
+    "t",
+    "http://x",
+    () =>
+      Promise.resolve(
+        Response.json({ data: { host: "h", port: 1883, ssl: true, username: "u", password: "p" } }),
+      ),
+  );
+  deepEqual(ok, { host: "h", port: 1883, ssl: true, username: "u", password: "p", protocol: null });
+  await rejects(
+    supervisorMqtt("t", "http://x", () => Promise.resolve(new Response("", { status: 400 }))),
+    /no MQTT service for this add-on \(HTTP 400\): install the Mosquitto broker add-on/,
+  );
+  await rejects(
+    supervisorMqtt("t", "http://x", () => Promise.resolve(new Response("<html>"))),
+    /answer about MQTT is not JSON/,
+  );
+  await rejects(
+    supervisorMqtt("t", "http://x", () => Promise.resolve(Response.json({ data: {} }))),
+    /names no host/,
+  );
+  await rejects(
+    supervisorMqtt("t", "http://x", () => Promise.reject(new TypeError("dns"))),
+    /Cannot reach the Supervisor at http:\/\/x: dns/,
+  );
+});
+
+Deno.test("readResilient() logs one line per outage and says when the source is back", async () => {
+  const { logger, lines } = memoryLogger();
+  let opens = 0;
+  const ac = new AbortController();
+  const source: ByteSource = {
+    description: "/dev/ttyUSB9",
+    kind: "serial",
+    open() {
+      opens++;
+      // open 1 works and ends (unplug); opens 2-4 fail (still unplugged); open 5 works.
+      if (opens === 1 || opens === 5) {
+        return Promise.resolve(ReadableStream.from([Uint8Array.of(opens)]));
+      }
+      return Promise.reject(new Error("No such device /dev/ttyUSB9"));
+    },
+  };
+  let clock = 0;
+  const got: number[] = [];
+  for await (
+    const chunk of readResilient(source, {
+      signal: ac.signal,
+      log: logger.get("source"),
+      now: () => clock += 1000,
+      backoff: () => 1,
+    })
+  ) {
+    got.push(chunk[0]!);
+    if (got.length === 2) ac.abort();
+  }
+  deepEqual(got, [1, 5]);
+  const warnings = lines.filter((l) => l.startsWith("WARNING"));
+  equal(warnings.length, 1, warnings.join("\n"));
+  match(warnings[0]!, /Lost \/dev\/ttyUSB9: the other side closed the connection; reconnecting/);
+  match(lines.join("\n"), /\/dev\/ttyUSB9 is back after \d+\.\d s/);
+});
+
+Deno.test("readResilient() reads a file source once and fails on an unreadable one", async () => {
+  const { logger } = memoryLogger();
+  const signal = new AbortController().signal;
+  const chunks: Uint8Array[] = [];
+  for await (
+    const c of readResilient(streamSource([[Uint8Array.of(1), Uint8Array.of(2)]]), {
+      signal,
+      log: logger.get("t"),
+    })
+  ) {
+    chunks.push(c);
+  }
+  equal(chunks.length, 2);
+  await rejects(async () => {
+    for await (
+      const _ of readResilient(fileSource("/nonexistent/capture.hex"), {
+        signal,
+        log: logger.get("t"),
+      })
+    ) {
+      // nothing
+    }
+  }, /No such file/);
+});
+
+Deno.test("fileSource() replays hex text and raw bytes alike", async () => {
+  const f = fixture("netznoe_kaifa-ma309_1");
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/c.hex`, f.hex.replace(/(.{64})/g, "$1\n"));
+    await Deno.writeFile(`${dir}/c.bin`, f.bytes);
+    for (const name of ["c.hex", "c.bin"]) {
+      const stream = await fileSource(`${dir}/${name}`).open(new AbortController().signal);
+      const parts: Uint8Array[] = [];
+      for await (const c of stream) parts.push(c);
+      equal(toHex(Uint8Array.from(parts.flatMap((p) => [...p]))), f.hex, name);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert(looksLikeHexText(new TextEncoder().encode("68 fa fa 68\n")));
+  assert(!looksLikeHexText(Uint8Array.of(0x68, 0xfa, 0xfa, 0x68)));
+});
+
+Deno.test("parseTcpSpec() reads tcp://host:port and refuses the rest", () => {
+  deepEqual(parseTcpSpec("tcp://192.0.2.7:2001"), { hostname: "192.0.2.7", port: 2001 });
+  deepEqual(parseTcpSpec("tcp://[::1]:23"), { hostname: "::1", port: 23 });
+  deepEqual(parseTcpSpec("tcp://esp-meter.local:8888/"), {
+    hostname: "esp-meter.local",
+    port: 8888,
+  });
+  equal(parseTcpSpec("tcp://host"), null);
+  equal(parseTcpSpec("tcp://host:70000"), null);
+  equal(parseTcpSpec("/dev/ttyUSB0"), null);
+});
+
+Deno.test("probeLine() finds the line setting at which frames arrive", async () => {
+  const pty = PseudoTerminal.open();
+  const { logger, lines } = memoryLogger();
+  const frames = await pushes("burgenland", 3);
+  const ac = new AbortController();
+  const writer = (async () => {
+    for (const f of frames) {
+      await new Promise((r) => setTimeout(r, 150));
+      if (ac.signal.aborted) return;
+      await pty.write(f);
+    }
+  })();
+  try {
+    const { port, options } = await probeLine(pty.path, ac.signal, {
+      log: logger.get("p"),
+      probeMs: 2000,
+    });
+    port.close();
+    equal(options.baudRate, 9600);
+    match(lines.join("\n"), /frames arrive at 9600 8N1/);
+  } finally {
+    ac.abort();
+    await writer;
+    pty.close();
+  }
+});
+
+Deno.test("probeLine() gives up with a clear message when no setting yields a frame", async () => {
+  const pty = PseudoTerminal.open();
+  const { logger } = memoryLogger();
+  try {
+    await rejects(
+      probeLine(pty.path, new AbortController().signal, { log: logger.get("p"), probeMs: 20 }),
+      /No frame found at any of \d+ line settings on .*: check the wiring/,
+    );
+  } finally {
+    pty.close();
+  }
+});
+
+Deno.test("RepeatFolder logs a message once per window and counts the repeats", () => {
+  const f = new RepeatFolder(1000);
+  equal(
+    f.line("Telegram failed at decrypt: wrong key (byte 12)", 0),
+    "Telegram failed at decrypt: wrong key (byte 12)",
+  );
+  equal(
+    f.line("Telegram failed at decrypt: wrong key (byte 40)", 10),
+    null,
+    "numbers do not make it new",
+  );
+  equal(f.line("Telegram failed at framing: checksum", 20), "Telegram failed at framing: checksum");
+  equal(
+    f.line("Telegram failed at decrypt: wrong key (byte 12)", 2000),
+    "Telegram failed at decrypt: wrong key (byte 12) (and 1 more like it since the last report)",
+  );
+});
+
+Deno.test("judgeHealth() names what stopped: bytes, frames or telegrams", () => {
+  const a = { bytes: 10, frames: 1, decoded: 1 };
+  equal(judgeHealth(a, { bytes: 20, frames: 2, decoded: 2 }), "ok");
+  equal(judgeHealth(a, a), "no-bytes");
+  equal(judgeHealth(a, { bytes: 50, frames: 1, decoded: 1 }), "no-frames");
+  equal(judgeHealth(a, { bytes: 50, frames: 3, decoded: 1 }), "no-telegrams");
+});
+
+Deno.test("runDaemon warns when the input stops making sense, and when it recovers", async () => {
+  const { logger, lines } = memoryLogger();
+  const ac = new AbortController();
+  const good = await pushes("noe_evn", 1);
+  let open = 0;
+  const source: ByteSource = {
+    description: "pty",
+    kind: "serial",
+    open(signal) {
+      open++;
+      if (open > 1) return new Promise(() => {}); // never again
+      return Promise.resolve(
+        new ReadableStream<Uint8Array>({
+          async start(c) {
+            c.enqueue(new TextEncoder().encode("noise noise noise"));
+            await new Promise((r) => setTimeout(r, 120));
+            c.enqueue(good[0]!);
+            await new Promise((r) => setTimeout(r, 120));
+            signal.addEventListener("abort", () => c.close());
+          },
+        }),
+      );
+    },
+  };
+  const run = runDaemon({
+    config: config(),
+    logger,
+    signal: ac.signal,
+    version: "test",
+    source,
+    createSink: () => new RecordingSink(),
+    healthEveryMs: 50,
+  });
+  await new Promise((r) => setTimeout(r, 400));
+  ac.abort();
+  equal(await run, 0);
+  const text = lines.join("\n");
+  match(text, /Bytes arrive from pty but no frame in 0 s: check the baud rate and parity/);
+  match(text, /Telegrams are decoding again/);
+  match(text, /No bytes from pty for 0 s/);
+});
