@@ -1,6 +1,7 @@
 import { deepEqual, equal, match, ok as assert } from "node:assert/strict";
 import { Decoder, type TelegramResult } from "../lib/pipeline.ts";
 import { concatBytes } from "../lib/bytes.ts";
+import { encodeHdlcFrames } from "../lib/framing/hdlc.ts";
 import { closeTo, type Fixture, fixture, FIXTURES } from "./fixtures.ts";
 
 const positives = FIXTURES.filter((f) => !f.negative && Object.keys(f.expected).length > 0);
@@ -149,4 +150,62 @@ Deno.test("Decoder reports empty input", async () => {
   const r = results[0]!;
   assert(!r.ok);
   match(r.error, /Input is empty/);
+});
+
+Deno.test("Decoder says a ciphered APDU without a system title needs one", async () => {
+  const f = fixture("greenbook_glo-get-request_1");
+  const d = await Decoder.create({ key: f.key, authKey: f.authKey });
+  const results = [...await d.push(f.bytes), ...await d.end()];
+  equal(results.length, 1);
+  const r = results[0]!;
+  assert(!r.ok);
+  equal(r.stage, "decrypt");
+  match(r.error, /carries no system title and none is configured/);
+});
+
+Deno.test("Decoder refuses a plain get-request as not a push message", async () => {
+  const f = fixture("greenbook_glo-get-request_1");
+  const d = await Decoder.create({ key: f.key, authKey: f.authKey, systemTitle: f.systemTitle });
+  const results = [...await d.push(f.bytes), ...await d.end()];
+  equal(results.length, 1);
+  const r = results[0]!;
+  assert(!r.ok);
+  equal(r.stage, "apdu");
+});
+
+Deno.test("Decoder reports a block transfer that restarts, then decodes the new one", async () => {
+  const f = fixture("austria_landis-gyr-e450_1");
+  const firstFrame = f.bytes.subarray(0, 141); // 7E A0 8B ... 7E: block 1 of 3
+  equal(firstFrame.at(-1), 0x7e);
+  const d = await decoderFor(f);
+  const results = [...await d.push(concatBytes([firstFrame, f.bytes])), ...await d.end()];
+  equal(results.length, 2);
+  const [restart, good] = results;
+  assert(restart && !restart.ok);
+  equal(restart.stage, "transfer");
+  match(
+    restart.error,
+    /Block transfer restarted at block 1: 1 block\(s\) of the previous transfer/,
+  );
+  assert(good?.ok);
+  equal(good.reading.values.energy_import_wh, 4408736);
+});
+
+Deno.test("Decoder refuses APDUs nested deeper than it allows", async () => {
+  // A last-and-only block whose data is again such a block, five deep, around a notification.
+  let apdu = fixture("salzburg_kaifa-ma309m_1").bytes;
+  for (let i = 0; i < 5; i++) {
+    const len = apdu.length < 0x80 ? [apdu.length] : [0x82, apdu.length >> 8, apdu.length & 0xff];
+    apdu = concatBytes([Uint8Array.of(0xe0, 0x80, 0, 1, 0, 0, ...len), apdu]);
+  }
+  // Bare, the framer already refuses a block transfer inside a block transfer; inside HDLC
+  // the payload reaches the pipeline as it is.
+  const wire = concatBytes(encodeHdlcFrames(apdu, { maxInfo: 1000 }));
+  const d = await Decoder.create({});
+  const results = [...await d.push(wire), ...await d.end()];
+  equal(results.length, 1);
+  const r = results[0]!;
+  assert(!r.ok);
+  equal(r.stage, "apdu");
+  match(r.error, /APDUs nested 4 deep: damaged or hostile data/);
 });
