@@ -57,10 +57,12 @@ export function buildReading(
     if (named === undefined || typeof register.value !== "number") continue;
     if (values[named.key] !== undefined) continue;
     const converted = convertUnit(register.value, register.unit, named.unit);
-    if (converted !== undefined) values[named.key] = converted;
+    // A float register may hold NaN or an infinity (or overflow when scaled): not a value.
+    if (converted !== undefined && Number.isFinite(converted)) values[named.key] = converted;
   }
   if (values.power_import_w !== undefined && values.power_export_w !== undefined) {
-    values.power_w = values.power_import_w - values.power_export_w;
+    const net = values.power_import_w - values.power_export_w;
+    if (Number.isFinite(net)) values.power_w = net;
   }
   return {
     time: i.time,
