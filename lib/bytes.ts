@@ -212,6 +212,16 @@ export function fromHex(text: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * Bytes as ISO 8859-1 text: each byte is its code point. (TextDecoder's "latin1" is really
+ * windows-1252, and slow for the short strings meters send.)
+ */
+export function latin1(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
+  return s;
+}
+
 /** Concatenation of byte arrays. */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   let n = 0;

@@ -30,7 +30,7 @@
  * @module
  */
 
-import { toHex } from "../bytes.ts";
+import { latin1, toHex } from "../bytes.ts";
 import { ParseError } from "../errors.ts";
 import { type AxdrValue, numericValue } from "../dlms/axdr.ts";
 import {
@@ -512,6 +512,14 @@ function readLayout(
   return c;
 }
 
+const PATTERNS = new Map<string, RegExp>();
+/** A layout table's pattern as a RegExp, compiled once. */
+function compiled(pattern: string): RegExp {
+  let re = PATTERNS.get(pattern);
+  if (!re) PATTERNS.set(pattern, re = new RegExp(pattern));
+  return re;
+}
+
 /** Null when `item` fits `field`, else what was expected. */
 function fieldProblem(field: PositionalField, item: AxdrValue): string | null {
   switch (field.kind) {
@@ -523,7 +531,7 @@ function fieldProblem(field: PositionalField, item: AxdrValue): string | null {
     case "list-id": {
       const text = textOf(item);
       const pattern = field.pattern ?? "";
-      return text !== null && new RegExp(pattern).test(text)
+      return text !== null && compiled(pattern).test(text)
         ? null
         : `a list version matching /${pattern}/`;
     }
@@ -558,7 +566,7 @@ function finish(
 ): Interpretation {
   const logicalName = c.entries.find((e) => e.obis === "0-0:42.0.0");
   const maker = manufacturer ?? manufacturerOfName(logicalName ? textOf(logicalName.value) : null);
-  const listIdEntry = c.entries.find((e) => /^[01]-[01]:0\.2\.129$/.test(e.obis));
+  const listIdEntry = c.entries.find((e) => LIST_ID_OBIS.has(e.obis));
   const listId = c.listId ?? (listIdEntry ? textOf(listIdEntry.value) : null);
   const table = forcedTable ?? scalerTableFor(maker, listId);
 
@@ -662,13 +670,12 @@ function dateTimeOf(v: AxdrValue): DlmsDateTime | null {
 }
 
 const PRINTABLE = /^[\x20-\x7e]*$/;
-const latin1 = new TextDecoder("latin1");
 
 /** Strings as text: octet strings when printable ASCII, else lower-case hex. */
 function textOf(v: AxdrValue): string | null {
   if (v.type === "visible-string" || v.type === "utf8-string") return v.text;
   if (v.type !== "octet-string") return null;
-  const text = latin1.decode(v.bytes);
+  const text = latin1(v.bytes);
   return PRINTABLE.test(text) ? text : toHex(v.bytes);
 }
 
@@ -677,7 +684,7 @@ const hexOf = (v: AxdrValue) => (v.type === "octet-string" ? toHex(v.bytes) : ""
 /** The FLAG manufacturer id in the first 3 bytes of a system title (`LGZ`, `KFM`, ...). */
 function manufacturerOf(systemTitle: Uint8Array | null): string | null {
   if (!systemTitle || systemTitle.length < 3) return null;
-  return manufacturerOfName(latin1.decode(systemTitle.subarray(0, 3)));
+  return manufacturerOfName(latin1(systemTitle.subarray(0, 3)));
 }
 
 function manufacturerOfName(name: string | null): string | null {
@@ -685,11 +692,17 @@ function manufacturerOfName(name: string | null): string | null {
   return m ? m[0] : null;
 }
 
+/** The list-version register (NVE lists), A and B 0 or 1. */
+const LIST_ID_OBIS = new Set(["0-0:0.2.129", "0-1:0.2.129", "1-0:0.2.129", "1-1:0.2.129"]);
+
+/** Each scaler table's list-id patterns, compiled once. */
+const LIST_ID_PATTERNS = new Map(
+  SCALER_TABLES.map((t) => [t, (t.match.listIds ?? []).map((p) => new RegExp(p))]),
+);
+
 function scalerTableFor(manufacturer: string | null, listId: string | null): ScalerTable | null {
   if (listId !== null) {
-    const byList = SCALER_TABLES.find((t) =>
-      t.match.listIds?.some((p) => new RegExp(p).test(listId))
-    );
+    const byList = SCALER_TABLES.find((t) => LIST_ID_PATTERNS.get(t)!.some((p) => p.test(listId)));
     if (byList) return byList;
   }
   if (manufacturer === null) return null;
@@ -698,6 +711,20 @@ function scalerTableFor(manufacturer: string | null, listId: string | null): Sca
 
 /** The quantity an electricity OBIS code measures (A = 1), from its C and D groups. */
 function quantityOf(obis: string): { quantity: Quantity; unit: number } | null {
+  let found = QUANTITY_BY_OBIS.get(obis);
+  if (found === undefined) {
+    found = findQuantity(obis);
+    if (QUANTITY_BY_OBIS.size >= MEMO_LIMIT) QUANTITY_BY_OBIS.clear();
+    QUANTITY_BY_OBIS.set(obis, found);
+  }
+  return found;
+}
+
+/** Meters repeat the same few codes every telegram: answers are remembered (bounded). */
+const MEMO_LIMIT = 1024;
+const QUANTITY_BY_OBIS = new Map<string, { quantity: Quantity; unit: number } | null>();
+
+function findQuantity(obis: string): { quantity: Quantity; unit: number } | null {
   let bytes: Uint8Array;
   try {
     bytes = parseObis(obis);

@@ -89,9 +89,19 @@ const BY_CDE = new Map(NAMED_VALUES.filter((n) => n.cde).map((n) => [n.cde!, n])
  * F 255 or absent.
  */
 export function namedValueFor(obis: string): NamedValue | undefined {
-  const m = /^1-([01]):(\d+\.\d+\.\d+)$/.exec(obis);
-  return m ? BY_CDE.get(m[2]!) : undefined;
+  let found = NAMED_BY_OBIS.get(obis);
+  if (found === undefined) {
+    const m = /^1-([01]):(\d+\.\d+\.\d+)$/.exec(obis);
+    found = (m ? BY_CDE.get(m[2]!) : undefined) ?? null;
+    // Meters repeat the same few codes every telegram: remember the answers (bounded).
+    if (NAMED_BY_OBIS.size >= MEMO_LIMIT) NAMED_BY_OBIS.clear();
+    NAMED_BY_OBIS.set(obis, found);
+  }
+  return found ?? undefined;
 }
+
+const MEMO_LIMIT = 1024;
+const NAMED_BY_OBIS = new Map<string, NamedValue | null>();
 
 /** OBIS codes that carry the meter's identity, in order of preference. */
 export const METER_ID_OBIS: readonly string[] = ["0-0:96.1.0", "0-0:96.1.1", "0-0:42.0.0"];

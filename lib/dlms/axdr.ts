@@ -23,7 +23,7 @@
  * @module
  */
 
-import { ByteReader, hex2, plural, pushBerLength } from "../bytes.ts";
+import { ByteReader, hex2, latin1, plural, pushBerLength } from "../bytes.ts";
 import { ParseError } from "../errors.ts";
 import { type DlmsDateTime, parseDate, parseDateTime, parseTime } from "./datetime.ts";
 
@@ -88,13 +88,6 @@ export const DataTag = {
 export const MAX_DEPTH = 16;
 
 const utf8 = new TextDecoder("utf-8");
-
-/** ISO 8859-1: each byte is the code point (TextDecoder's "latin1" is really windows-1252). */
-function latin1(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return s;
-}
 
 /** Variants of the encoding seen in the field. */
 export interface DecodeOptions {
