@@ -12,9 +12,6 @@
 import denoJson from "./deno.json" with { type: "json" };
 import { type CommandIO, Exit, type ProcessContext } from "./lib/commands/io.ts";
 import { decodeCommand } from "./lib/commands/decode.ts";
-import { captureCommand, runCommand } from "./lib/commands/run.ts";
-import { checkCommand } from "./lib/commands/check.ts";
-import { demoCommand, simulateCommand } from "./lib/commands/simulate.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -59,6 +56,30 @@ export const processIO: CommandIO = {
   },
 };
 
+/**
+ * Every environment variable the program reads. Only these are read (one by one), so the
+ * compiled binary can be given exactly these in `--allow-env`.
+ */
+export const ENV_NAMES = [
+  "CREDENTIALS_DIRECTORY",
+  "JOURNAL_STREAM",
+  "SMARTMETER_AUTH_KEY",
+  "SMARTMETER_CONFIG",
+  "SMARTMETER_KEY",
+  "SMARTMETER_MQTT_PASSWORD",
+  "SUPERVISOR_TOKEN",
+  "SUPERVISOR_URL",
+] as const;
+
+function readEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const name of ENV_NAMES) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
 /** The process context with a signal that SIGINT and SIGTERM abort. */
 function processContext(): ProcessContext {
   const ac = new AbortController();
@@ -66,7 +87,7 @@ function processContext(): ProcessContext {
     Deno.addSignalListener(sig, () => ac.abort());
   }
   return {
-    env: Deno.env.toObject(),
+    env: readEnv(),
     signal: ac.signal,
     stderrIsTerminal: Deno.stderr.isTerminal(),
     version: VERSION,
@@ -83,16 +104,22 @@ export async function main(
   switch (command) {
     case "decode":
       return await decodeCommand(rest, io);
+    // The daemon's commands load MQTT.js and the serial code: only when they are used, so
+    // that `decode` starts fast and needs nothing but read access.
     case "run":
-      return await runCommand(rest, io, context());
+      return await (await import("./lib/commands/run.ts")).runCommand(rest, io, context());
     case "check":
-      return await checkCommand(rest, io, context());
+      return await (await import("./lib/commands/check.ts")).checkCommand(rest, io, context());
     case "capture":
-      return await captureCommand(rest, io, context());
+      return await (await import("./lib/commands/run.ts")).captureCommand(rest, io, context());
     case "simulate":
-      return await simulateCommand(rest, io, context());
+      return await (await import("./lib/commands/simulate.ts")).simulateCommand(
+        rest,
+        io,
+        context(),
+      );
     case "demo":
-      return await demoCommand(rest, io, context());
+      return await (await import("./lib/commands/simulate.ts")).demoCommand(rest, io, context());
     case "--version":
     case "-V":
     case "version":
@@ -106,7 +133,7 @@ export async function main(
     default:
       // `smartmeter`, `smartmeter -c FILE` (the Python add-on's command line): run.
       if (command === undefined || command.startsWith("-")) {
-        return await runCommand(args, io, context());
+        return await (await import("./lib/commands/run.ts")).runCommand(args, io, context());
       }
       io.err(`smartmeter: unknown command "${command}"`);
       io.err("Try: smartmeter --help");

@@ -258,3 +258,36 @@ Deno.test("capture writes the source's bytes as hex lines", async () => {
     match(bad.err[0]!, /--seconds must be a positive number/);
   });
 });
+
+Deno.test("simulate --out /dev/pts/N writes raw frames into a serial line", async () => {
+  const { PseudoTerminal } = await import("../lib/sources/pty.ts");
+  const { Decoder } = await import("../lib/pipeline.ts");
+  const { fromHex } = await import("../lib/bytes.ts");
+  const pty = PseudoTerminal.open();
+  try {
+    // The pseudo-terminal's own slave end is the line the simulator writes to; what it
+    // writes comes out of the master, as it would reach a reader on a real cable.
+    const r = await run([
+      "simulate",
+      "--meter-type",
+      "noe_evn",
+      "--count",
+      "2",
+      "--interval",
+      "0",
+      "--out",
+      pty.path,
+    ]);
+    equal(r.status, 0, r.err.join("\n"));
+    const d = await Decoder.create({ key: fromHex(DEMO_KEY) });
+    const buf = new Uint8Array(4096);
+    let decoded = 0;
+    for (let i = 0; i < 20 && decoded < 2; i++) {
+      const n = await pty.read(buf, 200);
+      for (const t of await d.push(buf.slice(0, n))) if (t.ok) decoded++;
+    }
+    equal(decoded, 2);
+  } finally {
+    pty.close();
+  }
+});

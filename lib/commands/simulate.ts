@@ -14,6 +14,7 @@ import { runDaemon } from "../daemon.ts";
 import type { TelegramResult } from "../pipeline.ts";
 import { MeterSimulator, SIMULATED_METERS, type SimulatedMeter } from "../simulator.ts";
 import { PseudoTerminal } from "../sources/pty.ts";
+import { SerialPort } from "../sources/serial.ts";
 import { serialSource } from "../sources/open.ts";
 import { sleep } from "../sources/source.ts";
 import { resultJson } from "./decode.ts";
@@ -38,7 +39,8 @@ Meter types: ${SIMULATED_METERS.join(", ")}.
   --out pty         create a pseudo-terminal and print its path (default): point
                     dlms.port at it
   --out -           hex text on stdout, one push per line
-  --out PATH        a tty gets the raw bytes; any other file gets hex text`;
+  --out /dev/...    raw bytes to that serial line or pseudo-terminal (9600 8N1)
+  --out PATH        hex text to a file`;
 
 export const DEMO_USAGE =
   `smartmeter demo [--meter-type NAME] [--count N] [--interval S] [--json] [--mqtt URL]
@@ -143,14 +145,22 @@ export async function simulateCommand(
     io.err(`Simulated ${meter} meter on ${pty.path}: set dlms.port to it (Ctrl-C stops)`);
     send = async (b) => void await pty.write(b);
     close = () => pty.close();
+  } else if (out.startsWith("/dev/")) {
+    // A serial line or pseudo-terminal: raw bytes, through the same libc path the reader
+    // uses (Deno's file API refuses /dev without --allow-all).
+    const port = SerialPort.open({
+      path: out,
+      baudRate: 9600,
+      dataBits: 8,
+      parity: "none",
+      stopBits: 1,
+    });
+    send = async (b) => void await writeAll(port, b);
+    close = () => port.close();
   } else {
-    let isTty = false;
-    try {
-      isTty = (await Deno.stat(out)).isCharDevice === true;
-    } catch { /* a new file */ }
-    const file = await Deno.open(out, { write: true, create: !isTty, truncate: !isTty });
+    const file = await Deno.open(out, { write: true, create: true, truncate: true });
     const enc = new TextEncoder();
-    send = (b) => writeAll(file, isTty ? b : enc.encode(toHex(b) + "\n"));
+    send = (b) => writeAll(file, enc.encode(toHex(b) + "\n"));
     close = () => file.close();
   }
   try {
