@@ -411,6 +411,8 @@ Deno.test("Framer reports a bad HDLC FCS with both values and decodes the next f
   const sent = a[a.length - 3]! | (a[a.length - 2]! << 8);
   a[50]! ^= 0x04;
   const events = run([a, b]);
+  // The damaged frame is dropped whole: the ciphered APDU inside it is not taken for a
+  // bare APDU (it could decode to wrong values).
   deepEqual(kindsOf(events), ["error", "payload"]);
   const e = events[0]!;
   ok(e.kind === "error");
@@ -455,6 +457,20 @@ Deno.test("Framer reports a bad M-Bus checksum and drops the rest of that chain"
     bytes: 26,
     reason: "rest of a failed M-Bus segment chain",
   });
+});
+
+Deno.test("Framer finds a real frame inside the span a false header announced", () => {
+  // Garbage that ends like an M-Bus header, then a whole good push: the false header
+  // announces 250 bytes that reach into the real frame. Only the start byte is dropped, so
+  // the real frame is still found.
+  const good = fixture("netznoe_kaifa-ma309_1").bytes;
+  const garbage = Uint8Array.of(0x11, 0x22, 0x68, 0xfa, 0xfa, 0x68, 0x53, 0xff);
+  const events = run([garbage, good]);
+  const payloads = events.filter((e) => e.kind === "payload");
+  equal(payloads.length, 1);
+  equal((payloads[0] as { offset: number }).offset, garbage.length);
+  equal(errorsOf(events).length, 1);
+  match(errorsOf(events)[0]!, /^Bad M-Bus/);
 });
 
 Deno.test("Framer reports an M-Bus frame with a CI other than DLMS", () => {

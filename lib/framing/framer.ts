@@ -464,7 +464,11 @@ export class Framer {
         } else {
           this.#mbus.damaged();
         }
-        this.#consume(scan.bytes);
+        // The span the bad frame announced is dropped, up to a credible link header inside
+        // it: the header may have been garbage that happened to look right, with a real
+        // frame starting inside. Raw APDUs inside are not looked for: without a checksum, a
+        // damaged frame's content could pass for one and decode to wrong values.
+        this.#consume(this.#linkHeaderAt(view, scan.bytes));
         return true;
       case "frame":
         if ("tag" in scan) return this.#rawFrame(events, view, scan.bytes);
@@ -606,6 +610,24 @@ export class Framer {
     }
     this.#consume(have);
     return true;
+  }
+
+  /**
+   * Where the first HDLC header with a right HCS, or M-Bus `68 L L 68` header, starts
+   * inside the first `span` bytes of `view` (after the head); `span` when none does.
+   */
+  #linkHeaderAt(view: Uint8Array, span: number): number {
+    const end = Math.min(span, view.length);
+    for (let i = 1; i < end; i++) {
+      const b = view[i]!;
+      if (b === HDLC_FLAG) {
+        const r = scanHdlcFrame(view.subarray(i));
+        if (r.kind === "frame" || r.kind === "invalid" || (r.kind === "need-more" && r.credible)) {
+          return i;
+        }
+      } else if (b === MBUS_START && hasMbusHeader(view, i)) return i;
+    }
+    return span;
   }
 
   /**
