@@ -28,6 +28,8 @@ import { parseMeterType } from "./cosem/interpret.ts";
 /** Where readings go; the MQTT sink is one. */
 export interface ReadingSink {
   start(): void;
+  /** Resolves true once connected, false after `timeoutMs` (optional). */
+  whenConnected?(timeoutMs: number): Promise<boolean>;
   publishReading(r: Reading): void;
   setDiagnostics(d: Diagnostics): void;
   stop(): Promise<void>;
@@ -54,6 +56,8 @@ export interface DaemonOptions {
 }
 
 const PROJECT_URL = "https://github.com/smartmeter-at/smartmeter";
+/** How long a capture-file replay waits for the broker before it starts. */
+const FILE_CONNECT_WAIT_MS = 15_000;
 /** Identical failure messages are logged at most once in this window; repeats are counted. */
 const REPEAT_WINDOW_MS = 10 * 60_000;
 
@@ -236,6 +240,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     }
     health = next;
   }, opts.healthEveryMs ?? 60_000);
+
+  if (source.kind === "file" && sink?.whenConnected) {
+    // A capture replays in moments: without the broker it would publish nothing.
+    if (!await sink.whenConnected(FILE_CONNECT_WAIT_MS)) {
+      log.warning(
+        `No MQTT connection after ${
+          FILE_CONNECT_WAIT_MS / 1000
+        } s: replaying ${source.description} without it`,
+      );
+    }
+  }
 
   let status = 0;
   try {

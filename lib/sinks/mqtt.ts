@@ -216,16 +216,43 @@ export class MqttSink {
     this.#diagnostics.push({ ...d });
   }
 
-  /** Publishes `offline`, disconnects cleanly and stops every timer. */
+  /**
+   * Resolves true once the broker has accepted the connection (at once when it has), false
+   * after `timeoutMs` or when the sink stops first.
+   */
+  whenConnected(timeoutMs: number): Promise<boolean> {
+    if (this.connected) return Promise.resolve(true);
+    if (this.#stopped) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#connectWaiters.delete(done);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#connectWaiters.add(done);
+    });
+  }
+
+  /**
+   * Publishes what is still waiting (an announcement due, the newest state and
+   * diagnostics), then `offline`; disconnects cleanly and stops every timer.
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return;
+    const client = this.#client;
+    if (client?.connected) {
+      if (this.#announceTimer !== undefined) this.#announce();
+      this.#state.flush();
+      this.#diagnostics.flush();
+    }
     this.#stopped = true;
+    for (const waiter of [...this.#connectWaiters]) waiter(false);
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#announceTimer);
     clearTimeout(this.#meterTimer);
     this.#state.cancel();
     this.#diagnostics.cancel();
-    const client = this.#client;
     if (client === null) return;
     let clean = false;
     if (client.connected) {
@@ -279,7 +306,10 @@ export class MqttSink {
     return mqttClientOptions(this.#config, this.#topics.availability);
   }
 
+  readonly #connectWaiters = new Set<(ok: boolean) => void>();
+
   #onConnect(client: MqttClient): void {
+    for (const waiter of [...this.#connectWaiters]) waiter(true);
     if (this.#everConnected) this.stats.reconnects++;
     const after = this.#attempts > 1 ? ` after ${this.#attempts} attempts` : "";
     this.#log("info", `Connected to the MQTT broker ${this.#brokerUrl()}${after}`);
