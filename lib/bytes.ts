@@ -53,6 +53,7 @@ export class ByteReader {
         this.layer,
         this.base + this.pos,
         `Input ends inside ${what}: needs ${plural(n, "byte")}, ${this.remaining} left`,
+        this.pos + n - this.#bytes.length,
       );
     }
   }

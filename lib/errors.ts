@@ -40,6 +40,16 @@ export class ParseError extends SyntaxError {
  */
 export class TruncatedError extends ParseError {
   override name = "TruncatedError";
+  /**
+   * Bytes missing past the end of the input at the point it ran out: the input must grow
+   * by at least this much before decoding can get further.
+   */
+  readonly missing: number;
+
+  constructor(layer: Layer, offset: number, message: string, missing = 1) {
+    super(layer, offset, message);
+    this.missing = missing;
+  }
 }
 
 /** Decryption or authentication failed; the message lists the likely causes. */

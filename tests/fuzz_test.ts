@@ -323,7 +323,7 @@ Deno.test("Decoder leaves a register that overflows when scaled, and the power i
 // pushes are under 1 KB (about 50 ms byte by byte), so this is a bound, not a hang.
 Deno.test({
   name: "Decoder takes a bare 8 KB data-notification fed byte by byte in under 100 ms",
-  ignore: true, // known quadratic rescan in lib/framing/raw.ts: enable when it is fixed
+  ignore: false,
   async fn() {
     const items = Array.from({ length: 2700 }, (_, value) => ({
       type: "long-unsigned" as const,

@@ -149,6 +149,19 @@ function endingMessage(why: Ending, what: string, article: string, detail: strin
 type Scan = HdlcScan | MbusScan | RawScan;
 
 /** Incremental frame detector and parser. See the module documentation. */
+/**
+ * How many bytes to wait for before measuring a bare data-notification again: what it
+ * needs at least, and for one past 1 KB (real pushes are a few hundred bytes) a quarter
+ * more than is there, so that a huge one fed in small chunks is measured a few times, not
+ * once per chunk. A silence gap or the end of input measures the tail in any case.
+ */
+function rawWaitFor(atLeast: number, have: number): number {
+  return have < RAW_GROWTH_FROM ? atLeast : Math.max(atLeast, Math.floor(have * RAW_GROWTH));
+}
+
+const RAW_GROWTH_FROM = 1024;
+const RAW_GROWTH = 1.25;
+
 export class Framer {
   readonly #gapMs: number;
   readonly #maxBuffer: number;
@@ -268,6 +281,7 @@ export class Framer {
     this.#closingFlagAt = -1;
     this.#atBoundary = true;
     this.#rawSearch = { start: -1, upTo: 0 };
+    this.#rawWait = null;
     this.#hdlc.clear();
     this.#mbus.clear();
   }
@@ -390,6 +404,11 @@ export class Framer {
    * Parses as much of the buffer as possible. With `why` (end of input, silence gap) no
    * more bytes will come for what is there, so nothing is left waiting.
    */
+  /** The raw APDU at the head needs at least `atLeast` bytes; until then, `scan` stands. */
+  #rawWait:
+    | { offset: number; atLeast: number; scan: Extract<RawScan, { kind: "need-more" }> }
+    | null = null;
+
   #drain(events: FramerEvent[], why: Ending | null): void {
     while (this.#head < this.#tail) {
       const buf = this.#buf;
@@ -415,11 +434,22 @@ export class Framer {
         scan = scanMbusFrame(view, this.#offset, why !== null);
       } else {
         framing = "raw";
-        scan = scanRawApdu(view, this.#offset, {
-          maxLength: this.#rawLimit,
-          weakForms: this.#atBoundary,
-          final: why !== null,
-        });
+        // A bare data-notification has no length field: it is measured by decoding it, and
+        // decoding again before the bytes it is known to need have come would be wasted
+        // (quadratic in a stream of small chunks).
+        const wait = this.#rawWait;
+        const raw: RawScan = why === null && wait !== null && wait.offset === this.#offset &&
+            view.length < wait.atLeast
+          ? wait.scan
+          : scanRawApdu(view, this.#offset, {
+            maxLength: this.#rawLimit,
+            weakForms: this.#atBoundary,
+            final: why !== null,
+          });
+        this.#rawWait = raw.kind === "need-more" && raw.atLeast !== undefined
+          ? { offset: this.#offset, atLeast: rawWaitFor(raw.atLeast, view.length), scan: raw }
+          : null;
+        scan = raw;
       }
       if (!this.#handle(events, framing, scan, view, why)) return;
     }

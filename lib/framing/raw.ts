@@ -117,9 +117,16 @@ export type RawScan =
   | { readonly kind: "frame"; readonly tag: number; readonly bytes: number }
   /**
    * The input ends before the APDU does. `credible`: its header passed the checks above;
-   * `total` is the length when the header gives it (not for data-notification).
+   * `total` is the length when the header gives it (not for data-notification);
+   * `atLeast`, a length the APDU has at least: scanning again before that many bytes are
+   * there cannot decide more.
    */
-  | { readonly kind: "need-more"; readonly credible: boolean; readonly total?: number }
+  | {
+    readonly kind: "need-more";
+    readonly credible: boolean;
+    readonly total?: number;
+    readonly atLeast?: number;
+  }
   /** Not an APDU: drop `bytes` and look again. */
   | { readonly kind: "skip"; readonly bytes: number; readonly reason: string };
 
@@ -216,16 +223,17 @@ function countShortfall(
   bytes: Uint8Array,
   at: number,
   maxLength: number,
-): "more" | "too-long" | null {
+): { more: number } | "too-long" | null {
   const tag = bytes[at];
   if (tag !== DataTag.ARRAY && tag !== DataTag.STRUCTURE) return null;
   const len = berLength(bytes, at + 1);
   if (len === null || len === "bad" || len.n <= bytes.length - len.next) return null;
-  return len.next + len.n > maxLength ? "too-long" : "more";
+  // Each element takes at least one byte: the APDU is at least this long.
+  return len.next + len.n > maxLength ? "too-long" : { more: len.next + len.n };
 }
 
-/** How far a decode of the body got. */
-type Measure = "more" | "too-long" | "bad" | number;
+/** How far a decode of the body got: `{more}` says how long the APDU is at least. */
+type Measure = { more: number } | "too-long" | "bad" | number;
 
 /** Decodes the body at `body` with `opts`: its end offset, or why there is none. */
 function measure(
@@ -241,7 +249,7 @@ function measure(
     return body + reader.pos;
   } catch (e) {
     if (!(e instanceof ParseError)) throw e;
-    if (e instanceof TruncatedError) return "more";
+    if (e instanceof TruncatedError) return { more: window.length + e.missing };
     return countShortfall(window, e.offset - base, maxLength) ?? "bad";
   }
 }
@@ -301,14 +309,16 @@ function dataNotification(
   if (end === "bad") {
     // The Sagemcom XT211 (EG.D) variant: attribute descriptors without type tags.
     end = measure(window, body, base, maxLength, WITH_DESCRIPTORS);
-    if (!final && !cut && end !== "more" && descriptorUndecided(window, body)) end = "more";
+    if (!final && !cut && typeof end !== "object" && descriptorUndecided(window, body)) {
+      end = { more: window.length + 1 };
+    }
   }
   if (typeof end === "number") return { kind: "frame", tag: bytes[0]!, bytes: end };
   if (end === "bad") return skip("data-notification body is not valid A-XDR");
   if (end === "too-long" || cut || bytes.length >= maxLength) {
     return skip(`raw APDU longer than the ${maxLength}-byte limit`);
   }
-  return { kind: "need-more", credible: true };
+  return { kind: "need-more", credible: true, atLeast: end.more };
 }
 
 /** Options of {@link scanRawApdu}. */
