@@ -95,6 +95,13 @@ if ! find_qemu >/dev/null || ! sysroot_ready; then
       "${APT_PACKAGES[@]}") >/dev/null 2>&1 || echo "apt-get install failed"
   fi
 fi
+# The cross compiler lets the lane compare libc.ts's constants with the aarch64 C headers.
+if ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] &&
+  command -v apt-get >/dev/null 2>&1; then
+  log "installing gcc-aarch64-linux-gnu (to check the libc constants)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-aarch64-linux-gnu >/dev/null 2>&1 ||
+    echo "arm64: gcc-aarch64-linux-gnu could not be installed: constants not compared"
+fi
 QEMU=$(find_qemu) || skip "qemu-aarch64 is not installed (apt-get install qemu-user as root)"
 sysroot_ready || skip "no aarch64 C library in $SYSROOT (apt-get install libc6-arm64-cross libgcc-s1-arm64-cross)"
 
