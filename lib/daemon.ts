@@ -263,7 +263,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     ) {
       handle(await decoder.push(chunk, now()));
     }
-    handle(await decoder.end());
+    // Only a replayed file has an end of input to report on; a serial line or TCP
+    // stream that is stopped just stops.
+    if (source.kind === "file" && !signal.aborted) handle(await decoder.end());
   } catch (e) {
     // Only a capture file that cannot be read ends up here.
     log.error(`Cannot read ${source.description}: ${(e as Error).message}`);

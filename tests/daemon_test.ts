@@ -429,3 +429,34 @@ Deno.test("runDaemon warns when the input stops making sense, and when it recove
   match(text, /Telegrams are decoding again/);
   match(text, /No bytes from pty for 0 s/);
 });
+
+Deno.test("runDaemon stopped by its signal reports no failure for a live source", async () => {
+  const sink = new RecordingSink();
+  const { logger, lines } = memoryLogger();
+  const ac = new AbortController();
+  const source: ByteSource = {
+    description: "/dev/ttyUSB0",
+    kind: "serial",
+    open: (signal) =>
+      Promise.resolve(
+        new ReadableStream<Uint8Array>({
+          start(c) {
+            signal.addEventListener("abort", () => c.close());
+          },
+        }),
+      ),
+  };
+  const run = runDaemon({
+    config: config(),
+    logger,
+    signal: ac.signal,
+    version: "test",
+    source,
+    createSink: () => sink,
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  ac.abort();
+  equal(await run, 0);
+  equal(sink.diagnostics.length, 0, "no telegram result at all");
+  match(lines.join("\n"), /Stopping: 0 telegrams decoded, 0 failed/);
+});
