@@ -15,7 +15,7 @@ import { describeLine, sourceFromConfig } from "../sources/open.ts";
 import { probeMqtt } from "../sinks/mqtt.ts";
 import { supervisorMqtt } from "../supervisor.ts";
 import { memoryLogger } from "../log.ts";
-import { type CommandIO, Exit, type ProcessContext, UsageError } from "./io.ts";
+import { type CommandIO, Exit, type ProcessContext, secondsOption, UsageError } from "./io.ts";
 import { BadConfig, findConfigPath, readConfig } from "./setup.ts";
 
 export const CHECK_USAGE = `smartmeter check [--config FILE] [--seconds N] [--no-mqtt]
@@ -43,10 +43,7 @@ export async function checkCommand(
       },
       strict: true,
     }));
-    seconds = Number(values.seconds);
-    if (!Number.isFinite(seconds) || seconds <= 0) {
-      throw new UsageError(`--seconds must be a positive number, got "${values.seconds}"`);
-    }
+    seconds = secondsOption(values.seconds);
   } catch (e) {
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       io.err(`smartmeter check: ${(e as Error).message}`);

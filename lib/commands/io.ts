@@ -56,3 +56,12 @@ export interface ProcessContext {
   readonly stderrIsTerminal: boolean;
   readonly version: string;
 }
+
+/** A `--seconds` value: a positive number. @throws {UsageError} */
+export function secondsOption(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new UsageError(`--seconds must be a positive number, got "${text}"`);
+  }
+  return n;
+}

@@ -10,7 +10,7 @@ import { resultJson } from "./decode.ts";
 import { toHex } from "../bytes.ts";
 import { readResilient } from "../sources/source.ts";
 import { sourceFromConfig } from "../sources/open.ts";
-import { type CommandIO, Exit, type ProcessContext, UsageError } from "./io.ts";
+import { type CommandIO, Exit, type ProcessContext, secondsOption, UsageError } from "./io.ts";
 import { BadConfig, findConfigPath, processLogger, readConfig, redactSecrets } from "./setup.ts";
 
 export const RUN_USAGE = `smartmeter [run] [--config FILE] [--json] [--no-mqtt]
@@ -112,10 +112,7 @@ export async function captureCommand(
       },
       strict: true,
     }));
-    seconds = Number(values.seconds);
-    if (!Number.isFinite(seconds) || seconds <= 0) {
-      throw new UsageError(`--seconds must be a positive number, got "${values.seconds}"`);
-    }
+    seconds = secondsOption(values.seconds);
   } catch (e) {
     if (isArgError(e)) return usageFail(io, "capture", e);
     throw e;

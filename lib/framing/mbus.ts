@@ -32,6 +32,7 @@
  */
 
 import { concatBytes, hex2 } from "../bytes.ts";
+import type { ChainOutput } from "./hdlc.ts";
 
 /** Start byte of a long frame. */
 export const MBUS_START = 0x68;
@@ -250,16 +251,8 @@ export function dlmsSegment(
   };
 }
 
-/** What the reassembler hands to the framer (the same shape as the HDLC one). */
-export type MbusChainOutput =
-  | {
-    readonly kind: "payload";
-    readonly payload: Uint8Array;
-    readonly offset: number;
-    readonly frames: number;
-  }
-  | { readonly kind: "error"; readonly offset: number; readonly message: string }
-  | { readonly kind: "discarded"; readonly reason: string };
+/** What the reassembler hands to the framer: the same as the HDLC reassembler's. */
+export type MbusChainOutput = ChainOutput;
 
 /** A segment chain still waiting for its final segment. */
 export interface PendingSegments {

@@ -64,6 +64,7 @@ import {
   VMIN,
   VTIME,
 } from "./libc.ts";
+import { BAUD_RATES } from "../config.ts";
 
 /** Parity as configured (`dlms.parity`: NONE, EVEN, ODD). */
 export type Parity = "none" | "even" | "odd";
@@ -89,20 +90,8 @@ export interface SerialSettings {
   stopBits: number;
 }
 
-/** The baud rates {@link SerialPort.open} accepts, slowest first (for auto-probing). */
-export const SUPPORTED_BAUD_RATES: readonly number[] = [
-  300,
-  600,
-  1200,
-  2400,
-  4800,
-  9600,
-  19200,
-  38400,
-  57600,
-  115200,
-];
-
+/** The baud rates {@link SerialPort.open} accepts, slowest first: the config's list. */
+export const SUPPORTED_BAUD_RATES: readonly number[] = BAUD_RATES;
 /** Default time a read waits inside {@link SerialPort.readable}'s loop, per call. */
 const STREAM_READ_MS = 1000;
 const DEFAULT_CHUNK_SIZE = 4096;
