@@ -34,6 +34,7 @@
  */
 
 import { parseDocument, visit } from "yaml";
+import { BAUD_RATES } from "./sources/baud.ts";
 
 // ---------------------------------------------------------------------------------------
 // The typed configuration (the contract with its users)
@@ -169,19 +170,7 @@ export interface ConfigKeyInfo {
 }
 
 /** Standard serial speeds accepted for `dlms.baudrate`. */
-export const BAUD_RATES: readonly number[] = [
-  300,
-  600,
-  1200,
-  2400,
-  4800,
-  9600,
-  19200,
-  38400,
-  57600,
-  115200,
-];
-
+export { BAUD_RATES };
 const DEFAULT_PORT = "/dev/ttyUSB0";
 const DEFAULT_MQTT_PORT = 1883;
 const DEFAULT_KEEPALIVE = 60;

@@ -64,7 +64,7 @@ import {
   VMIN,
   VTIME,
 } from "./libc.ts";
-import { BAUD_RATES } from "../config.ts";
+import { BAUD_RATES } from "./baud.ts";
 
 /** Parity as configured (`dlms.parity`: NONE, EVEN, ODD). */
 export type Parity = "none" | "even" | "odd";
