@@ -787,3 +787,38 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "MqttSink holds state back while the socket is backed up, and sends the newest on drain",
+  ignore: missing !== null,
+  fn: () =>
+    withBroker(async (broker, watcher) => {
+      const { sink, clients } = makeSink({ ...config(broker.port), publishInterval: 0 });
+      try {
+        sink.start();
+        sink.publishReading(e450(100));
+        await watcher().next(TOPICS.state, "first state");
+        const before = watcher().on(TOPICS.state).length;
+        // The socket reports a large unsent backlog: a broker that stopped reading.
+        const stream = clients[0]!.stream as unknown as {
+          writableLength: number;
+          emit(e: string): void;
+        };
+        Object.defineProperty(stream, "writableLength", { value: 1 << 20, configurable: true });
+        sink.publishReading(e450(101));
+        sink.publishReading(e450(102));
+        sink.publishReading(e450(103));
+        await new Promise((r) => setTimeout(r, 300));
+        equal(watcher().on(TOPICS.state).length, before, "nothing is queued behind the backlog");
+        // The backlog drains: only the newest reading goes out.
+        Object.defineProperty(stream, "writableLength", { value: 0, configurable: true });
+        stream.emit("drain");
+        const sent = await watcher().next(TOPICS.state, "the newest state", before);
+        equal(JSON.parse(sent.payload).energy_import_wh, 103);
+        await new Promise((r) => setTimeout(r, 200));
+        equal(watcher().on(TOPICS.state).length, before + 1);
+      } finally {
+        await sink.stop();
+      }
+    }),
+});

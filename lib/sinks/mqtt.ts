@@ -15,7 +15,7 @@
  * ```
  *
  * - Network problems never throw: they are logged and the connection is retried forever
- *   with capped exponential backoff and jitter (1 s … 60 s). MQTT.js' own reconnect is off
+ *   with capped exponential backoff and jitter (1 s … 5 s). MQTT.js' own reconnect is off
  *   (`reconnectPeriod: 0`): it retries at a fixed period and not at all after a refused
  *   CONNACK, such as bad credentials.
  * - While the broker is away nothing is queued (`queueQoSZero: false`); only the newest
@@ -77,7 +77,13 @@ export interface MqttSinkOptions {
 }
 
 const BACKOFF_MIN_MS = 1_000;
-const BACKOFF_MAX_MS = 60_000;
+/** Unsent bytes on the socket above which state and diagnostics wait for it to drain. */
+const BACKLOG_LIMIT = 64 * 1024;
+/**
+ * Retries are capped at 5 s (with jitter): a broker on the LAN costs one connection attempt
+ * per retry, and a longer cap made a 30 s broker restart cost 37 s of missing data.
+ */
+const BACKOFF_MAX_MS = 5_000;
 const ANNOUNCE_MIN_MS = 1_000;
 const ANNOUNCE_SPREAD_MS = 4_000;
 const CONNECT_TIMEOUT_MS = 15_000;
@@ -317,6 +323,7 @@ export class MqttSink {
     this.#attempts = 0;
     this.#failure = null;
     this.#lastLoggedFailure = null;
+    this.#waitingForDrain = false;
     this.#publish(this.#topics.availability, "online", 1, true);
     client.subscribe(this.#statusTopics, { qos: 0 }, (err) => {
       if (err) {
@@ -349,10 +356,12 @@ export class MqttSink {
     this.#attempts++;
     const failure = this.#failure ?? { message: "MQTT connection failed", level: "warning" };
     const line = `${failure.message}; retrying in ${Math.round(delay / 1000)} s`;
-    // The first failure of a kind is logged at its level, repeats only at debug level.
-    const repeated = failure.message === this.#lastLoggedFailure;
-    this.#log(repeated ? "debug" : failure.level, line);
-    this.#lastLoggedFailure = failure.message;
+    // One outage, one line: the first failure is logged at its level; later ones only at
+    // debug level, unless a new error (say, a refusal of the credentials) shows up.
+    const quiet = failure.message === this.#lastLoggedFailure ||
+      (this.#lastLoggedFailure !== null && failure.level !== "error");
+    this.#log(quiet ? "debug" : failure.level, line);
+    if (!quiet) this.#lastLoggedFailure = failure.message;
     this.#failure = null;
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
@@ -405,7 +414,7 @@ export class MqttSink {
   }
 
   #sendState(r: Reading): boolean {
-    if (!this.connected) return false;
+    if (!this.connected || this.#congested()) return false;
     const { reading, dropped } = this.#guard.filter(r);
     for (const line of dropped) {
       this.#log("warning", `Energy register not published: ${line}`);
@@ -418,6 +427,7 @@ export class MqttSink {
   }
 
   #sendDiagnostics(d: Diagnostics): boolean {
+    if (this.#congested()) return false;
     const json = JSON.stringify({
       decoded: d.decoded,
       failed: d.failed,
@@ -433,11 +443,38 @@ export class MqttSink {
   #publish(topic: string, payload: string, qos: 0 | 1, retain: boolean): boolean {
     const client = this.#client;
     if (client === null || !client.connected) return false;
-    client.publish(topic, payload, { qos, retain }, (err) => {
-      if (err) this.#log("debug", `Publishing to "${topic}" failed: ${err.message}`);
-    });
+    if (qos === 0) {
+      // No callback: MQTT.js adds a 'drain' listener per callback while the socket is full.
+      client.publish(topic, payload, { qos, retain });
+    } else {
+      client.publish(topic, payload, { qos, retain }, (err) => {
+        if (err) this.#log("debug", `Publishing to "${topic}" failed: ${err.message}`);
+      });
+    }
     return true;
   }
+
+  /**
+   * Whether the socket holds more unsent bytes than {@link BACKLOG_LIMIT}: then state and
+   * diagnostics wait (only the newest is kept) and go out when the socket has drained, so
+   * a broker that reads slowly cannot make the backlog, and memory, grow without bound.
+   */
+  #congested(): boolean {
+    const stream = this.#client?.stream as { writableLength?: number; once?: unknown } | undefined;
+    if (!stream || (stream.writableLength ?? 0) <= BACKLOG_LIMIT) return false;
+    if (!this.#waitingForDrain && typeof stream.once === "function") {
+      this.#waitingForDrain = true;
+      (stream as { once(event: string, f: () => void): void }).once("drain", () => {
+        this.#waitingForDrain = false;
+        if (this.#stopped) return;
+        this.#state.flush();
+        this.#diagnostics.flush();
+      });
+    }
+    return true;
+  }
+
+  #waitingForDrain = false;
 
   async #publishAndWait(client: MqttClient, topic: string, payload: string): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined;
