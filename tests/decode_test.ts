@@ -168,3 +168,12 @@ Deno.test({
   equal(lines.length, 1);
   equal(JSON.parse(lines[0]!).ok, true);
 });
+
+Deno.test("decode says how many bytes were not part of any frame", async () => {
+  const r = await run(["decode", "--key", noeKey], "0102030405" + noe.hex + "aabb");
+  equal(r.status, 0);
+  equal(r.json.length, 1);
+  match(r.err.join("\n"), /7 bytes were not part of any frame and were skipped/);
+  const clean = await run(["decode", "--key", noeKey], noe.hex);
+  equal(clean.err.length, 0);
+});

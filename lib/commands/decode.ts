@@ -145,5 +145,15 @@ export async function decodeCommand(args: string[], io: CommandIO): Promise<numb
     throw e;
   }
   emit(await decoder.end());
+  const skipped = decoder.stats.skippedBytes;
+  if (skipped > 0 && decoder.stats.frames > 0) {
+    // Garbage before the first frame is normal in a capture; say how much there was, so
+    // that nothing is left out in silence.
+    io.err(
+      `smartmeter decode: ${skipped} byte${
+        skipped === 1 ? " was" : "s were"
+      } not part of any frame and were skipped`,
+    );
+  }
   return failed > 0 ? Exit.FAILED : Exit.OK;
 }

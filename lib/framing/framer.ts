@@ -24,9 +24,10 @@
  * frames `10 ..` are skipped), an APDU tag (`0F`, `DB`, `DC`, `E0`, `C8`..`D7`) a bare APDU;
  * anything else is garbage. A candidate whose header does not check out (bad HCS, unequal
  * M-Bus lengths, implausible APDU header) skips one byte and the search goes on. The first
- * frame that passes a checksum (HDLC FCS or M-Bus CS) locks the framer to that framing:
- * from then on only its start bytes begin a candidate, so a stray `0F` or `DB` inside the
- * garbage of an HDLC stream can never start a false bare APDU. Bare APDUs have no
+ * frame that passes a checksum (HDLC FCS or M-Bus CS) locks the framer to the checksummed
+ * framings: from then on only HDLC and M-Bus start bytes begin a candidate (a capture may
+ * hold both), so a stray `0F` or `DB` inside the garbage of an HDLC stream can never start
+ * a false bare APDU. Bare APDUs have no
  * checksum, so they never lock. Before the lock, two more rules keep guesses out: a
  * bare-APDU candidate that has an HDLC header with a right HCS, or an M-Bus `68 L L 68`
  * header, inside it is refused (a checksummed frame wins over a guess); and the APDU
@@ -113,21 +114,19 @@ const AFTER_FLAG = 1;
 /** Bytes of `68 L L 68`. */
 const MBUS_HEADER_LENGTH = 4;
 
-/** Which bytes may start a candidate, per lock state. */
-function startTable(lock: Framing | null): Uint8Array {
+/** Which bytes may start a candidate: with `raw`, bare APDU tags too. */
+function startTable(raw: boolean): Uint8Array {
   const t = new Uint8Array(256);
-  if (lock === null || lock === "hdlc") t[HDLC_FLAG] = 1;
-  if (lock === null || lock === "mbus") {
-    t[MBUS_START] = 1;
-    t[MBUS_ACK] = 1;
-    t[MBUS_SHORT_START] = 1;
-  }
-  if (lock === null) { for (let b = 0; b < 256; b++) if (isRawApduTag(b)) t[b] = 1; }
+  t[HDLC_FLAG] = 1;
+  t[MBUS_START] = 1;
+  t[MBUS_ACK] = 1;
+  t[MBUS_SHORT_START] = 1;
+  if (raw) { for (let b = 0; b < 256; b++) if (isRawApduTag(b)) t[b] = 1; }
   return t;
 }
-const STARTS_ANY = startTable(null);
-const STARTS_HDLC = startTable("hdlc");
-const STARTS_MBUS = startTable("mbus");
+const STARTS_ANY = startTable(true);
+/** After the lock: both checksummed framings, no bare-APDU guesses. */
+const STARTS_CHECKSUMMED = startTable(false);
 
 const NAMES: Record<Framing, { article: string; frame: string; chain: string }> = {
   hdlc: { article: "an", frame: "HDLC frame", chain: "HDLC segment chain" },
@@ -397,7 +396,7 @@ export class Framer {
   #lockTo(framing: "hdlc" | "mbus"): void {
     if (this.#lock !== null) return;
     this.#lock = framing;
-    this.#starts = framing === "hdlc" ? STARTS_HDLC : STARTS_MBUS;
+    this.#starts = STARTS_CHECKSUMMED;
   }
 
   /**
