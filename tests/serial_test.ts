@@ -11,6 +11,7 @@ import {
 } from "../lib/sources/serial.ts";
 import {
   assertSupportedPlatform,
+  NonBlockingFd,
   speedFromLibc,
   speedToLibc,
   Termios,
@@ -499,6 +500,164 @@ Deno.test({
       await pty.write(encoder.encode("ok"));
       equal(new TextDecoder().decode(await readExactly(port, 2)), "ok");
     }),
+});
+
+// ---------------------------------------------------------------------------------------
+// Waiting cheaply: one poll(2) per wait, woken at once by close(), an abort or a hang-up
+
+/** The longest close(), an abort or a hang-up may take to end a pending wait. */
+const PROMPT_MS = 100;
+/** How long a test lets a read wait first, so that its poll(2) is surely in the kernel. */
+const SETTLE_MS = 200;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Milliseconds `promise` takes to settle from now, and how it settled. */
+async function settleTime<T>(
+  promise: Promise<T>,
+): Promise<{ ms: number; value?: T; error?: unknown }> {
+  const started = performance.now();
+  try {
+    const value = await promise;
+    return { ms: performance.now() - started, value };
+  } catch (error) {
+    return { ms: performance.now() - started, error };
+  }
+}
+
+/** Descriptors this process holds open. */
+function openDescriptors(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
+Deno.test({
+  name: "SerialPort.read() waits idle in one poll(2) call, not one per 100 ms slice",
+  ignore: !hasPty,
+  fn: () =>
+    withPort({}, async (_pty, port) => {
+      const before = NonBlockingFd.pollCalls;
+      const started = performance.now();
+      equal(await port.read(new Uint8Array(16), 2000), 0);
+      const waited = performance.now() - started;
+      const polls = NonBlockingFd.pollCalls - before;
+      assert(waited >= 1990, `returned after ${waited} ms`);
+      assert(polls >= 1 && polls <= 3, `${polls} poll(2) calls in a 2 s idle read`);
+    }),
+});
+
+Deno.test({
+  name: "SerialPort.readable() waits idle in one poll(2) call and ends at once on abort",
+  ignore: !hasPty,
+  fn: () =>
+    withPort({}, async (_pty, port) => {
+      const controller = new AbortController();
+      const reader = port.readable({ signal: controller.signal }).getReader();
+      const before = NonBlockingFd.pollCalls;
+      const next = reader.read();
+      await sleep(2000);
+      const polls = NonBlockingFd.pollCalls - before;
+      assert(polls >= 1 && polls <= 3, `${polls} poll(2) calls in 2 s of an idle stream`);
+      controller.abort();
+      const { ms, value } = await settleTime(next);
+      deepEqual(value, { value: undefined, done: true });
+      assert(ms < PROMPT_MS, `the stream ended ${ms} ms after the abort`);
+    }),
+});
+
+Deno.test({
+  name: "SerialPort.read() rejects with EBADF at once when close() ends a long wait",
+  ignore: !hasPty,
+  fn: () =>
+    withPort({}, async (_pty, port) => {
+      const pending = settleTime(port.read(new Uint8Array(16), 30_000));
+      await sleep(SETTLE_MS);
+      port.close();
+      const { ms, error } = await pending;
+      assert(error instanceof SerialError, `settled with ${String(error)}`);
+      equal(error.code, "EBADF");
+      assert(ms < SETTLE_MS + PROMPT_MS, `close() took ${ms - SETTLE_MS} ms to end the read`);
+      const idle = await settleTime(port.whenIdle());
+      assert(idle.ms < PROMPT_MS, `whenIdle() resolved ${idle.ms} ms after the read ended`);
+    }),
+});
+
+Deno.test({
+  name: "SerialPort.read() resolves 0 at once when its signal aborts a long wait",
+  ignore: !hasPty,
+  fn: () =>
+    withPort({}, async (pty, port) => {
+      const controller = new AbortController();
+      const pending = settleTime(port.read(new Uint8Array(16), 30_000, controller.signal));
+      await sleep(SETTLE_MS);
+      controller.abort();
+      const { ms, value } = await pending;
+      equal(value, 0);
+      assert(ms < SETTLE_MS + PROMPT_MS, `the abort took ${ms - SETTLE_MS} ms to end the read`);
+      // The wake-up is used up: the next wait sleeps again, and still gets its bytes.
+      const before = NonBlockingFd.pollCalls;
+      equal(await port.read(new Uint8Array(16), 300), 0);
+      const polls = NonBlockingFd.pollCalls - before;
+      assert(polls <= 2, `${polls} poll(2) calls in a 300 ms wait after an abort`);
+      await pty.write(encoder.encode("after"));
+      equal(new TextDecoder().decode(await readExactly(port, 5)), "after");
+    }),
+});
+
+Deno.test({
+  name: "SerialPort.read() ends at once with EIO when the master hangs up during a long wait",
+  ignore: !hasPty,
+  fn: () =>
+    withPort({}, async (pty, port) => {
+      const pending = settleTime(port.read(new Uint8Array(16), 30_000));
+      await sleep(SETTLE_MS);
+      pty.close();
+      const { ms, error } = await pending;
+      assert(error instanceof SerialError, `settled with ${String(error)}`);
+      equal(error.code, "EIO");
+      assert(ms < SETTLE_MS + PROMPT_MS, `the hang-up took ${ms - SETTLE_MS} ms to be seen`);
+    }),
+});
+
+Deno.test({
+  name: "SerialPort.read() aborted leaves a concurrent read of the same port waiting",
+  ignore: !hasPty,
+  fn: () =>
+    withPort({}, async (pty, port) => {
+      const controller = new AbortController();
+      const first = settleTime(port.read(new Uint8Array(16), 30_000));
+      const second = settleTime(port.read(new Uint8Array(16), 30_000, controller.signal));
+      await sleep(SETTLE_MS);
+      controller.abort();
+      const aborted = await second;
+      equal(aborted.value, 0);
+      assert(aborted.ms < SETTLE_MS + PROMPT_MS, `the abort took ${aborted.ms - SETTLE_MS} ms`);
+      await sleep(SETTLE_MS);
+      const before = NonBlockingFd.pollCalls;
+      await sleep(SETTLE_MS);
+      const polls = NonBlockingFd.pollCalls - before;
+      assert(polls <= 1, `the other read made ${polls} poll(2) calls in ${SETTLE_MS} ms`);
+      await pty.write(encoder.encode("x"));
+      const { value, ms } = await first;
+      equal(value, 1);
+      assert(ms < 3 * SETTLE_MS + PROMPT_MS, `the other read got its byte after ${ms} ms`);
+    }),
+});
+
+Deno.test({
+  name: "SerialPort.close() releases every descriptor, the wake pipes included",
+  ignore: !hasPty,
+  async fn() {
+    const before = openDescriptors();
+    await withPort({}, async (pty, port) => {
+      const reads = [port.read(new Uint8Array(16), 30_000), pty.read(new Uint8Array(16), 30_000)];
+      await sleep(50);
+      assert(openDescriptors() > before, "the pair holds descriptors while open");
+      port.close();
+      pty.close();
+      for (const read of reads) await rejects(read, SerialError);
+    });
+    equal(openDescriptors(), before);
+  },
 });
 
 function concat(chunks: Uint8Array[]): Uint8Array {

@@ -31,10 +31,11 @@
  * Every constant below is identical on x86-64 and aarch64 Linux: both architectures take
  * `termbits.h`, `ioctls.h`, `errno-base.h` and `poll.h` from the kernel's asm-generic
  * headers, and arm64's own `fcntl.h` only redefines O_DIRECTORY, O_NOFOLLOW, O_DIRECT and
- * O_LARGEFILE. glibc's aarch64 port keeps the generic Linux `bits/termios-*.h`. The values
- * were printed by a C program compiled here (x86-64) and read from those headers for
- * aarch64. Other architectures (alpha, mips, powerpc, sparc) differ, hence
- * {@link assertSupportedPlatform}.
+ * O_LARGEFILE. pipe2(2) takes the same O_NONBLOCK and O_CLOEXEC as open(2) (the kernel
+ * accepts only those, O_DIRECT and O_NOTIFICATION_PIPE there). glibc's aarch64 port keeps
+ * the generic Linux `bits/termios-*.h`. The values were printed by a C program compiled
+ * here (x86-64) and read from those headers for aarch64. Other architectures (alpha, mips,
+ * powerpc, sparc) differ, hence {@link assertSupportedPlatform}.
  *
  * ## Speeds: two glibc ABIs
  *
@@ -200,10 +201,11 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  /** Off the event loop; only ever called with a bounded timeout. */
+  /** Off the event loop, on the descriptor and a wake pipe; bounded by POLL_MAX_MS. */
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   /** The same poll(2), on this thread, so that errno can be read after it. */
   pollNow: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
   ioctlOut: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
   tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
@@ -341,25 +343,72 @@ export function speedFromLibc(speed: number): number | undefined {
 // ---------------------------------------------------------------------------------------
 // Non-blocking descriptor I/O
 
-/** Longest single poll(2): how long close() or an abort may take to be noticed. */
-export const POLL_SLICE_MS = 100;
+/**
+ * Longest single poll(2). Nothing needs it to end sooner (close() and an abort wake the
+ * poll through the wake pipe); it only bounds how long a lost wake-up could go unnoticed.
+ */
+export const POLL_MAX_MS = 10_000;
+
+/** Bytes the wake pipe is drained with, per read(2). */
+const WAKE_DRAIN_SIZE = 64;
+const WAKE_BYTE = Uint8Array.of(1);
+/** Index of the device and of the wake pipe's read end in the `struct pollfd[2]`. */
+const POLL_DEVICE = 0;
+const POLL_WAKE = 1;
 
 /**
  * A file descriptor opened with O_NONBLOCK, read and written from JavaScript.
  *
- * Waiting happens in poll(2) calls of at most {@link POLL_SLICE_MS} off the event loop;
+ * ```
+ *   main thread                              a worker thread (nonblocking FFI)
+ *   read(2) → EAGAIN
+ *   poll([device, wake pipe], ≤ 10 s)  ───▶  poll(2) sleeps: no wake-ups while idle
+ *   close() or abort: write(wake, 1 byte) ─▶  poll(2) returns at once (POLLIN on wake)
+ *   read(2) again, or EBADF once closed  ◀──
+ * ```
+ *
+ * Each object owns a self-pipe (pipe2, O_NONBLOCK | O_CLOEXEC). A wait is one poll(2)
+ * off the event loop on the descriptor and the pipe's read end, as long as the caller's
+ * timeout but at most {@link POLL_MAX_MS}, so an idle reader wakes up once in 10 s.
+ * close() and an `AbortSignal` write one byte to the pipe, which ends every poll in
+ * progress at once (poll is level-triggered: a poll the worker has not yet entered returns
+ * at once too). The byte stays until a poll starts that no other poll overlaps, which
+ * drains the pipe first: a poll still running may need it to notice its abort.
+ *
  * read(2) and write(2) run on this thread (they never block), so errno is the right one.
- * close() returns at once; a read or write in progress notices within one slice and
- * rejects with EBADF, and {@link whenIdle} resolves once no poll is left running.
+ * close() closes the descriptor at once, so that the port can be opened again; the pipe
+ * stays open until the last poll has returned (its numbers are in that poll's pollfd
+ * array), and {@link whenIdle} resolves then.
  */
 export class NonBlockingFd {
+  /** poll(2) calls made by every NonBlockingFd of this process: tests count wake-ups. */
+  static #pollCalls = 0;
+
   #fd: number;
+  /** The wake pipe's read end (polled) and write end (written by close() and aborts). */
+  #wakeIn: number;
+  #wakeOut: number;
+  /** A byte sits in the wake pipe. */
+  #woken = false;
   #polls = 0;
   #idle: Promise<void> = Promise.resolve();
   #wake: (() => void) | undefined;
 
+  /**
+   * Takes over `fd` and opens the wake pipe. Throws {@link ErrnoError} when pipe2 fails
+   * (EMFILE); `fd` then stays the caller's to close.
+   */
   constructor(fd: number) {
+    const ends = new Int32Array(2);
+    check("pipe2", libc().pipe2(new Uint8Array(ends.buffer), O_NONBLOCK | O_CLOEXEC));
     this.#fd = fd;
+    this.#wakeIn = ends[0]!;
+    this.#wakeOut = ends[1]!;
+  }
+
+  /** How many poll(2) calls all NonBlockingFd objects have made so far (for tests). */
+  static get pollCalls(): number {
+    return NonBlockingFd.#pollCalls;
   }
 
   /** The descriptor, or -1 once closed. */
@@ -373,9 +422,9 @@ export class NonBlockingFd {
 
   /**
    * Reads what is available into `buf`, waiting up to `timeoutMs` for the first byte.
-   * Resolves 0 on timeout or when `signal` aborts. Throws {@link ErrnoError}: EIO on
-   * hang-up (read(2) returned 0, or poll reported POLLHUP/POLLERR with nothing to read),
-   * EBADF once closed.
+   * Resolves 0 on timeout or when `signal` aborts (at once, even mid-wait). Throws
+   * {@link ErrnoError}: EIO on hang-up (read(2) returned 0, or poll reported
+   * POLLHUP/POLLERR with nothing to read), EBADF once closed.
    */
   async read(buf: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<number> {
     const deadline = performance.now() + Math.max(0, timeoutMs);
@@ -390,7 +439,7 @@ export class NonBlockingFd {
       if (error !== EAGAIN) throw new ErrnoError("read", error);
       const left = deadline - performance.now();
       if (left <= 0 || signal?.aborted) return 0;
-      const revents = await this.#poll(POLLIN, left);
+      const revents = await this.#poll(POLLIN, left, signal);
       if (revents & (POLLHUP | POLLERR) && !(revents & POLLIN)) {
         // Nothing to read and the line is gone: read(2) names the reason, else EIO.
         const last = Number(libc().read(this.#open("read"), buf, BigInt(buf.length)));
@@ -421,7 +470,7 @@ export class NonBlockingFd {
       if (error !== EAGAIN) throw new ErrnoError("write", error);
       const left = deadline - performance.now();
       if (left <= 0 || signal?.aborted) break;
-      const revents = await this.#poll(POLLOUT, left);
+      const revents = await this.#poll(POLLOUT, left, signal);
       if (revents & (POLLHUP | POLLERR) && !(revents & POLLOUT)) {
         throw new ErrnoError("write", EIO, "hang-up");
       }
@@ -429,11 +478,16 @@ export class NonBlockingFd {
     return written;
   }
 
-  /** Closes the descriptor (idempotent). Pending reads and writes reject with EBADF. */
+  /**
+   * Closes the descriptor (idempotent). Pending reads and writes are woken and reject
+   * with EBADF; the wake pipe is closed once they have (see {@link whenIdle}).
+   */
   close(): void {
     if (this.#fd < 0) return;
     const fd = this.#fd;
     this.#fd = -1;
+    if (this.#polls > 0) this.#wakeUp();
+    else this.#closeWakePipe();
     libc().close(fd);
   }
 
@@ -447,31 +501,71 @@ export class NonBlockingFd {
     return this.#fd;
   }
 
-  /** One bounded poll(2) for `events`; returns revents (0 on timeout). */
-  async #poll(events: number, timeoutMs: number): Promise<number> {
+  /** Ends every poll in progress: one byte in the wake pipe (it stays until drained). */
+  #wakeUp(): void {
+    if (this.#woken || this.#wakeOut < 0) return;
+    this.#woken = Number(libc().write(this.#wakeOut, WAKE_BYTE, 1n)) === 1;
+  }
+
+  /** Empties the wake pipe; only when no poll is running, which could still need it. */
+  #drainWakePipe(): void {
+    const sink = new Uint8Array(WAKE_DRAIN_SIZE);
+    while (Number(libc().read(this.#wakeIn, sink, BigInt(sink.length))) > 0) { /* discard */ }
+    this.#woken = false;
+  }
+
+  #closeWakePipe(): void {
+    if (this.#wakeIn < 0) return;
+    libc().close(this.#wakeIn);
+    libc().close(this.#wakeOut);
+    this.#wakeIn = -1;
+    this.#wakeOut = -1;
+  }
+
+  /**
+   * One poll(2) for `events` on the descriptor and the wake pipe, up to `timeoutMs`
+   * (at most {@link POLL_MAX_MS}); an abort of `signal` ends it. Returns the
+   * descriptor's revents: 0 on timeout or wake-up.
+   */
+  async #poll(events: number, timeoutMs: number, signal?: AbortSignal): Promise<number> {
     const fd = this.#open("poll");
-    const pollfd = new Uint8Array(POLLFD_SIZE);
-    new Int32Array(pollfd.buffer)[POLLFD_FD_INDEX] = fd;
-    const shorts = new Uint16Array(pollfd.buffer);
-    shorts[POLLFD_EVENTS_INDEX] = events;
-    const slice = Math.max(0, Math.min(POLL_SLICE_MS, Math.ceil(timeoutMs)));
+    // A byte left by an earlier wake-up would end this poll at once. Nobody else is
+    // waiting (another poll in progress may still need the byte to notice its abort).
+    if (this.#woken && this.#polls === 0) this.#drainWakePipe();
+    const pollfds = new Uint8Array(2 * POLLFD_SIZE);
+    const ints = new Int32Array(pollfds.buffer);
+    const shorts = new Uint16Array(pollfds.buffer);
+    const entry = (index: number) => index * (POLLFD_SIZE / 4);
+    const shortAt = (index: number, field: number) => index * (POLLFD_SIZE / 2) + field;
+    ints[entry(POLL_DEVICE) + POLLFD_FD_INDEX] = fd;
+    shorts[shortAt(POLL_DEVICE, POLLFD_EVENTS_INDEX)] = events;
+    ints[entry(POLL_WAKE) + POLLFD_FD_INDEX] = this.#wakeIn;
+    shorts[shortAt(POLL_WAKE, POLLFD_EVENTS_INDEX)] = POLLIN;
+    const wait = Math.max(0, Math.min(POLL_MAX_MS, Math.ceil(timeoutMs)));
     if (this.#polls++ === 0) this.#idle = new Promise((resolve) => (this.#wake = resolve));
+    const nudge = () => this.#wakeUp();
+    signal?.addEventListener("abort", nudge);
+    NonBlockingFd.#pollCalls++;
     let ready: number;
     try {
-      ready = await libc().poll(pollfd, 1n, slice);
+      ready = await libc().poll(pollfds, 2n, wait);
     } finally {
-      if (--this.#polls === 0) this.#wake?.();
+      signal?.removeEventListener("abort", nudge);
+      if (--this.#polls === 0) {
+        if (this.#fd < 0) this.#closeWakePipe();
+        this.#wake?.();
+      }
     }
     this.#open("poll");
     if (ready < 0) {
       // errno belongs to the worker thread: ask again on this one to learn it.
-      const again = libc().pollNow(pollfd, 1n, 0);
+      const again = libc().pollNow(pollfds, 2n, 0);
       if (again < 0) {
         const error = errno();
         if (error !== EINTR) throw new ErrnoError("poll", error);
       }
     }
-    const revents = shorts[POLLFD_REVENTS_INDEX]!;
+    const revents = shorts[shortAt(POLL_DEVICE, POLLFD_REVENTS_INDEX)]!;
     if (revents & POLLNVAL) throw new ErrnoError("poll", EBADF, "the descriptor is not open");
     return revents;
   }

@@ -9,7 +9,8 @@
  *     no RTS/CTS or XON/XOFF, VMIN=1 VTIME=0 → tcsetattr(TCSANOW)
  *   ioctl(TIOCEXCL)       later opens fail with EBUSY; close() undoes it (TIOCNXCL)
  *   tcflush(TCIFLUSH)     drop bytes that arrived before
- *   read: read(2) until EAGAIN, then poll(2) in slices of ≤ 100 ms off the event loop
+ *   read: read(2) until EAGAIN, then one poll(2) off the event loop on the port and a
+ *     wake pipe: idle, it sleeps; close() or an abort wakes it through the pipe at once
  * ```
  *
  * Unplugging a USB adapter (or closing a pseudo-terminal's master) makes read(2) fail
@@ -92,8 +93,12 @@ export interface SerialSettings {
 
 /** The baud rates {@link SerialPort.open} accepts, slowest first: the config's list. */
 export const SUPPORTED_BAUD_RATES: readonly number[] = BAUD_RATES;
-/** Default time a read waits inside {@link SerialPort.readable}'s loop, per call. */
-const STREAM_READ_MS = 1000;
+/**
+ * How long one read inside {@link SerialPort.readable}'s loop waits. Abort, cancel and
+ * close() wake it at once, and a hang-up ends it, so this is no reaction time: only how
+ * often an idle stream goes round its loop.
+ */
+const STREAM_READ_MS = 60_000;
 const DEFAULT_CHUNK_SIZE = 4096;
 
 /**
@@ -241,6 +246,7 @@ export class SerialPort {
     const c = libc();
     const fd = c.open(cString(options.path), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0);
     if (fd < 0) throw new SerialError(errnoName(errno()), options.path);
+    let port: SerialPort;
     try {
       // Root gets past another program's TIOCEXCL: look at the flag before touching it.
       if (options.exclusive && exclusiveFlag(fd) === true) {
@@ -249,12 +255,13 @@ export class SerialPort {
       configure(fd, options);
       if (options.exclusive) check("ioctl(TIOCEXCL)", c.ioctl(fd, BigInt(TIOCEXCL), 0n));
       check("tcflush", c.tcflush(fd, TCIFLUSH));
+      port = new SerialPort(fd, key, options); // its wake pipe may fail (EMFILE)
     } catch (e) {
       c.close(fd);
       throw fromErrno(e, options.path);
     }
     if (options.exclusive) openPaths.add(key);
-    return new SerialPort(fd, key, options);
+    return port;
   }
 
   /** The device path. */
@@ -336,8 +343,8 @@ export class SerialPort {
   }
 
   /**
-   * Closes the port (idempotent). A read in progress rejects with EBADF within 100 ms;
-   * {@link whenIdle} tells when it has.
+   * Closes the port (idempotent). A read in progress is woken and rejects with EBADF at
+   * once; {@link whenIdle} tells when its poll(2) has returned.
    */
   close(): void {
     if (this.#io.closed) return;
@@ -361,7 +368,7 @@ export class SerialPort {
     opts: { chunkSize?: number; signal?: AbortSignal } = {},
   ): ReadableStream<Uint8Array> {
     const size = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    const stop = new AbortController(); // cancel(): end a waiting read within one slice
+    const stop = new AbortController(); // cancel(): wake a waiting read at once
     const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
     let pending: Promise<unknown> = Promise.resolve();
     let cancelled = false;
