@@ -26,9 +26,9 @@
 import { fromHex } from "../lib/bytes.ts";
 import { DEMO_AUTH_KEY, DEMO_KEY } from "../lib/commands/simulate.ts";
 import { MeterSimulator, type SimulatedMeter } from "../lib/simulator.ts";
-import { PseudoTerminal } from "../lib/sources/pty.ts";
 import type { Broker } from "../tests/e2e/mosquitto.ts";
 import type { Message } from "../tests/e2e/process.ts";
+export { PtyMeter } from "../tests/e2e/process.ts";
 
 /** The project's root directory. */
 export const ROOT: string = new URL("../", import.meta.url).pathname;
@@ -315,53 +315,6 @@ export class PushFeeder {
   /** The first push written after `since` whose state arrived, or undefined. */
   firstArrivedAfter(since: number): Push | undefined {
     return this.writtenIn(since, Infinity).find((p) => p.arrivedAt !== null);
-  }
-}
-
-/**
- * A pseudo-terminal behind a symlink, like /dev/serial/by-id/usb-...: `unplug()` removes
- * the symlink and closes the master (the reader's port fails with EIO), as udev does when
- * the adapter goes; `replug()` opens a new pair and points the symlink at it atomically.
- */
-export class PtyMeter {
-  #pty: PseudoTerminal | null;
-
-  private constructor(pty: PseudoTerminal, readonly link: string) {
-    this.#pty = pty;
-  }
-
-  static async open(dir: string): Promise<PtyMeter> {
-    const pty = PseudoTerminal.open();
-    const link = `${dir}/usb-smartmeter-if00-port0`;
-    await Deno.symlink(pty.path, link);
-    return new PtyMeter(pty, link);
-  }
-
-  /** Writes to the current pseudo-terminal; false while unplugged. */
-  write = async (bytes: Uint8Array): Promise<boolean> => {
-    const pty = this.#pty;
-    if (pty === null || pty.closed) return false;
-    try {
-      return (await pty.write(bytes, 2_000)) === bytes.length;
-    } catch {
-      return false;
-    }
-  };
-
-  async unplug(): Promise<void> {
-    const pty = this.#pty;
-    this.#pty = null;
-    await Deno.remove(this.link).catch(() => {});
-    pty?.close();
-    await pty?.whenIdle();
-  }
-
-  async replug(): Promise<void> {
-    const pty = PseudoTerminal.open();
-    const tmp = `${this.link}.new`;
-    await Deno.symlink(pty.path, tmp);
-    await Deno.rename(tmp, this.link);
-    this.#pty = pty;
   }
 }
 

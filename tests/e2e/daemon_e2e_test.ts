@@ -12,11 +12,11 @@
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { fromHex, toHex } from "../../lib/bytes.ts";
 import { MeterSimulator, type SimulatedMeter } from "../../lib/simulator.ts";
-import { PseudoTerminal } from "../../lib/sources/pty.ts";
 import { DEMO_AUTH_KEY, DEMO_KEY } from "../../lib/commands/simulate.ts";
 import { type Broker, brokerMissing, startBroker } from "./mosquitto.ts";
 import {
   type Message,
+  PtyMeter,
   retainedMessage,
   sleep,
   Smartmeter,
@@ -73,7 +73,7 @@ async function simulator(
 /** The next push of `sim`, written with `write`; recorded in `sent`. */
 async function push(
   sim: MeterSimulator,
-  write: (bytes: Uint8Array) => Promise<void>,
+  write: (bytes: Uint8Array) => Promise<unknown>,
   sent: Sent[],
 ): Promise<void> {
   const time = new Date();
@@ -90,7 +90,7 @@ class Feeder {
 
   constructor(
     private readonly sim: MeterSimulator,
-    private readonly write: (bytes: Uint8Array) => Promise<void>,
+    private readonly write: (bytes: Uint8Array) => Promise<unknown>,
   ) {}
 
   start(): this {
@@ -106,58 +106,6 @@ class Feeder {
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#loop;
-  }
-}
-
-/**
- * A pseudo-terminal behind a symlink, like /dev/serial/by-id/usb-...: `unplug()` closes
- * the master (the reader's port fails with EIO) and removes the symlink, `replug()` opens
- * a new pair and creates the symlink again, pointing at it.
- */
-class PtyMeter {
-  #pty: PseudoTerminal | null;
-
-  private constructor(pty: PseudoTerminal, readonly link: string) {
-    this.#pty = pty;
-  }
-
-  static async open(dir: string): Promise<PtyMeter> {
-    const pty = PseudoTerminal.open();
-    const link = `${dir}/usb-smartmeter-if00-port0`;
-    await Deno.symlink(pty.path, link);
-    return new PtyMeter(pty, link);
-  }
-
-  /** Writes to the current pseudo-terminal; nothing while unplugged (bytes go nowhere). */
-  write = async (bytes: Uint8Array): Promise<void> => {
-    const pty = this.#pty;
-    if (pty === null || pty.closed) return;
-    await pty.write(bytes, 2_000).catch(() => {});
-  };
-
-  /**
-   * Closes the master and, as udev does, removes the symlink: the pts number is free for
-   * the next pseudo-terminal of any process, and a symlink left behind would lead there.
-   */
-  async unplug(): Promise<void> {
-    const pty = this.#pty;
-    this.#pty = null;
-    await Deno.remove(this.link).catch(() => {});
-    pty?.close();
-    await pty?.whenIdle();
-  }
-
-  async replug(): Promise<void> {
-    const pty = PseudoTerminal.open();
-    // Create the symlink atomically, as udev does.
-    const tmp = `${this.link}.new`;
-    await Deno.symlink(pty.path, tmp);
-    await Deno.rename(tmp, this.link);
-    this.#pty = pty;
-  }
-
-  async close(): Promise<void> {
-    await this.unplug();
   }
 }
 

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { PseudoTerminal } from "../../lib/sources/pty.ts";
 import mqtt from "mqtt";
 import type { MqttClient } from "mqtt";
 import { stringify } from "yaml";
@@ -416,4 +417,60 @@ export function procFilePosition(pid: number, path: string): number | null {
     }
   }
   return null;
+}
+
+/**
+ * A pseudo-terminal behind a symlink, like /dev/serial/by-id/usb-...: `unplug()` closes
+ * the master (the reader's port fails with EIO) and removes the symlink, `replug()` opens
+ * a new pair and creates the symlink again, pointing at it.
+ */
+export class PtyMeter {
+  #pty: PseudoTerminal | null;
+
+  private constructor(pty: PseudoTerminal, readonly link: string) {
+    this.#pty = pty;
+  }
+
+  static async open(dir: string): Promise<PtyMeter> {
+    const pty = PseudoTerminal.open();
+    const link = `${dir}/usb-smartmeter-if00-port0`;
+    await Deno.symlink(pty.path, link);
+    return new PtyMeter(pty, link);
+  }
+
+  /** Writes to the current pseudo-terminal; false while unplugged. */
+  write = async (bytes: Uint8Array): Promise<boolean> => {
+    const pty = this.#pty;
+    if (pty === null || pty.closed) return false;
+    try {
+      return (await pty.write(bytes, 2_000)) === bytes.length;
+    } catch {
+      return false;
+    }
+  };
+
+  /**
+   * Closes the master and, as udev does, removes the symlink: the pts number is free for
+   * the next pseudo-terminal of any process, and a symlink left behind would lead there.
+   */
+  async unplug(): Promise<void> {
+    const pty = this.#pty;
+    this.#pty = null;
+    await Deno.remove(this.link).catch(() => {});
+    pty?.close();
+    await pty?.whenIdle();
+  }
+
+  async replug(): Promise<void> {
+    const pty = PseudoTerminal.open();
+    // Create the symlink atomically, as udev does.
+    const tmp = `${this.link}.new`;
+    await Deno.symlink(pty.path, tmp);
+    await Deno.rename(tmp, this.link);
+    this.#pty = pty;
+  }
+
+  async close(): Promise<void> {
+    await this.unplug();
+  }
 }
