@@ -47,7 +47,8 @@ export interface SimulatedTelegram {
   readonly frameCounter: number;
   /** What a correct decoder must read from it. */
   readonly values: NamedValues;
-  readonly meterId: string;
+  /** The meter id the telegram carries (null: the layout has none). */
+  readonly meterId: string | null;
 }
 
 const SYSTEM_TITLES: Record<SimulatedMeter, string> = {
@@ -57,11 +58,12 @@ const SYSTEM_TITLES: Record<SimulatedMeter, string> = {
   "wiener-netze": "4c475a6772000002",
 };
 
-const METER_IDS: Record<SimulatedMeter, string> = {
+/** The meter id each body carries; Wiener Netze's structure(9) has none. */
+const METER_IDS: Record<SimulatedMeter, string | null> = {
   burgenland: "90000001",
   noe_evn: "1KFM0000000001",
   sagemcom: "1SAG0000000001",
-  "wiener-netze": "90000002",
+  "wiener-netze": null,
 };
 
 /** A small, fast, seeded PRNG (mulberry32). */
@@ -177,7 +179,7 @@ export class MeterSimulator {
           u16(100),
           u16(220),
           u16(340),
-          octets(ascii(METER_IDS[meter])),
+          octets(ascii(METER_IDS[meter]!)),
         );
         Object.assign(values, {
           voltage_l1_v: Math.round(s.voltages[0]),
@@ -249,7 +251,7 @@ export class MeterSimulator {
           obis(1, 0, 13, 7, 0),
           u16(pf),
           scalerUnit(-3, 255),
-          octets(ascii(METER_IDS[meter])),
+          octets(ascii(METER_IDS[meter]!)),
         );
         Object.assign(values, {
           voltage_l1_v: volts[0]! / 10,

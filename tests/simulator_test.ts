@@ -76,8 +76,8 @@ function assertMatches(
     assert(t.frameCounter > lastCounter, `frame counter ${t.frameCounter} after ${lastCounter}`);
     lastCounter = t.frameCounter;
     equal(r.reading.time, localTime(i));
-    // The Wiener Netze structure(9) has no meter number: the simulator's id cannot arrive.
-    equal(r.reading.meter_id, meter === "wiener-netze" ? null : t.meterId);
+    // The Wiener Netze structure(9) carries no meter number: the simulator says null.
+    equal(r.reading.meter_id, t.meterId);
     const extra = Object.fromEntries(
       Object.entries(r.reading.values).filter(([k]) => EXTRA_KEYS[meter].includes(k)),
     );
