@@ -247,16 +247,22 @@ export class SerialPort {
     const fd = c.open(cString(options.path), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0);
     if (fd < 0) throw new SerialError(errnoName(errno()), options.path);
     let port: SerialPort;
+    let exclusiveSet = false;
     try {
       // Root gets past another program's TIOCEXCL: look at the flag before touching it.
       if (options.exclusive && exclusiveFlag(fd) === true) {
         throw new SerialError("EBUSY", options.path);
       }
       configure(fd, options);
-      if (options.exclusive) check("ioctl(TIOCEXCL)", c.ioctl(fd, BigInt(TIOCEXCL), 0n));
+      if (options.exclusive) {
+        check("ioctl(TIOCEXCL)", c.ioctl(fd, BigInt(TIOCEXCL), 0n));
+        exclusiveSet = true;
+      }
       check("tcflush", c.tcflush(fd, TCIFLUSH));
       port = new SerialPort(fd, key, options); // its wake pipe may fail (EMFILE)
     } catch (e) {
+      // The flag outlives this descriptor while another one holds the tty open.
+      if (exclusiveSet) c.ioctl(fd, BigInt(TIOCNXCL), 0n);
       c.close(fd);
       throw fromErrno(e, options.path);
     }
