@@ -521,8 +521,10 @@ export class MqttSink {
       }
     }
     if (r.meter_id !== null && r.meter_id !== "" && r.meter_id !== this.#device.serialNumber) {
+      // The first id is announced at once. A different one later (a new meter, or two
+      // meters on one line) goes out with the next announcement, not with every telegram.
+      if (this.#device.serialNumber === null) changed = true;
       this.#device.serialNumber = r.meter_id;
-      changed = true;
     }
     if (this.#device.manufacturer === null && r.system_title !== null) {
       const manufacturer = manufacturerFromSystemTitle(systemTitleBytes(r.system_title));
