@@ -1,5 +1,6 @@
+import { fixture, mbusData } from "./fixtures.ts";
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
-import { concatBytes, fromHex, toHex } from "../lib/bytes.ts";
+import { fromHex, toHex } from "../lib/bytes.ts";
 import { type Layer, ParseError, TruncatedError } from "../lib/errors.ts";
 import {
   type Apdu,
@@ -11,19 +12,7 @@ import {
 } from "../lib/dlms/apdu.ts";
 
 function fixtureHex(name: string, field = "hex"): string {
-  const fx = JSON.parse(
-    Deno.readTextFileSync(new URL(`./fixtures/${name}.json`, import.meta.url)),
-  ) as Record<string, string>;
-  return fx[field]!;
-}
-
-/** The user data of back-to-back M-Bus long frames (9-byte header, checksum, 16). */
-function mbusData(wire: Uint8Array): Uint8Array {
-  const parts: Uint8Array[] = [];
-  for (let at = 0; at < wire.length; at += wire[at + 1]! + 6) {
-    parts.push(wire.subarray(at + 9, at + 4 + wire[at + 1]!));
-  }
-  return concatBytes(parts);
+  return String(fixture(name).raw[field]);
 }
 
 function as<K extends Apdu["kind"]>(apdu: Apdu, kind: K): Extract<Apdu, { kind: K }> {

@@ -1,15 +1,12 @@
+import { fixture } from "./fixtures.ts";
 import { deepEqual, equal, ok as assert, throws } from "node:assert/strict";
-import { fromHex } from "../lib/bytes.ts";
+import { latin1 } from "../lib/bytes.ts";
 import { ParseError } from "../lib/errors.ts";
 import { crc16Arc, interpretDsmr } from "../lib/cosem/dsmr.ts";
 import { buildReading } from "../lib/cosem/build.ts";
 
-const fixture = JSON.parse(
-  Deno.readTextFileSync(
-    new URL("./fixtures/luxembourg_sagemcom-t210d-smarty_1.json", import.meta.url),
-  ),
-);
-const LUXEMBOURG = new TextDecoder("latin1").decode(fromHex(fixture.plaintext_apdu_hex));
+const SMARTY = fixture("luxembourg_sagemcom-t210d-smarty_1");
+const LUXEMBOURG = latin1(SMARTY.plaintextApdu!);
 
 /** A telegram with a correct CRC around the given lines. */
 function telegram(lines: readonly string[], ident = "/ISK5\\2M550T-1012"): string {
@@ -25,10 +22,10 @@ Deno.test("crc16Arc() matches the CRC-16/ARC check value", () => {
 Deno.test("interpretDsmr() reads the Luxembourg Smarty fixture", () => {
   const i = interpretDsmr(LUXEMBOURG);
   equal(i.layout, "dsmr");
-  equal(i.time, fixture.expected.timestamp);
+  equal(i.time, SMARTY.expected.timestamp);
   equal(i.meterId, "SAG1030700114004");
   const reading = buildReading(i, { systemTitle: null, frameCounter: null });
-  for (const [key, want] of Object.entries(fixture.expected)) {
+  for (const [key, want] of Object.entries(SMARTY.expected)) {
     if (key === "timestamp") continue;
     equal((reading.values as Record<string, number>)[key], want, key);
   }

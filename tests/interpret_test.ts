@@ -1,3 +1,4 @@
+import { fixture } from "./fixtures.ts";
 import { deepEqual, equal, match, ok as assert, throws } from "node:assert/strict";
 import { ByteReader, fromHex, toHex } from "../lib/bytes.ts";
 import { ParseError } from "../lib/errors.ts";
@@ -26,7 +27,7 @@ interface FixtureFile {
 }
 
 function loadFixture(name: string): FixtureFile {
-  return JSON.parse(Deno.readTextFileSync(new URL(`./fixtures/${name}.json`, import.meta.url)));
+  return fixture(name).raw as unknown as FixtureFile;
 }
 
 // Data-notification (Green Book 9.3.14): 0F | long-invoke-id 4 | date-time | body.

@@ -1,3 +1,4 @@
+import { fixture } from "./fixtures.ts";
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { fromHex, toHex } from "../lib/bytes.ts";
 import { ParseError } from "../lib/errors.ts";
@@ -5,10 +6,7 @@ import { type BlockApdu, parseApdu } from "../lib/dlms/apdu.ts";
 import { BlockTransfer, DEFAULT_MAX_TRANSFER_BYTES } from "../lib/dlms/transfer.ts";
 
 function fixtureHex(name: string): string {
-  const fx = JSON.parse(
-    Deno.readTextFileSync(new URL(`./fixtures/${name}.json`, import.meta.url)),
-  ) as { hex: string };
-  return fx.hex;
+  return fixture(name).hex;
 }
 
 /**

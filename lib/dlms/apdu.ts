@@ -31,7 +31,7 @@
  * @module
  */
 
-import { ByteReader, hex2 } from "../bytes.ts";
+import { ByteReader, hex2, latin1 } from "../bytes.ts";
 import { type AxdrValue, decodeDataWhole } from "./axdr.ts";
 import { type DlmsDateTime, parseDateTime } from "./datetime.ts";
 
@@ -126,8 +126,6 @@ export function isServiceSpecificCiphering(tag: number): boolean {
   return (tag >= 0xc8 && tag <= 0xd7) && tag !== 0xce && tag !== 0xd6;
 }
 
-const latin1 = new TextDecoder("latin1");
-
 function bytesCount(n: number): string {
   return n === 1 ? "1 byte" : `${n} bytes`;
 }
@@ -152,7 +150,7 @@ export function parseApdu(bytes: Uint8Array, base = 0): Apdu {
     case ApduTag.GENERAL_BLOCK_TRANSFER:
       return parseBlock(r);
     case ApduTag.DSMR_TEXT:
-      return { kind: "text", text: latin1.decode(bytes) };
+      return { kind: "text", text: latin1(bytes) };
     case ApduTag.GENERAL_CIPHERING:
       throw r.error(
         "Unsupported APDU: general-ciphering (0xdd) is not used by meters on a customer interface",
