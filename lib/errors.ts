@@ -17,7 +17,8 @@ export type Layer =
   | "counter"
   | "axdr"
   | "cosem"
-  | "dsmr";
+  | "dsmr"
+  | "oms";
 
 /** Malformed input: the bytes do not follow the wire format of `layer`. */
 export class ParseError extends SyntaxError {

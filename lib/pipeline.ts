@@ -6,12 +6,19 @@
  *                                           ├─ ciphered ─▶ SecurityContext ─▶ CounterGuard ─▶ (plain APDU, again)
  *                                           ├─ data-notification ─▶ interpret ─▶ buildReading
  *                                           └─ text (DSMR) ─▶ interpretDsmr ─▶ buildReading
+ *                  ─▶ OMS data (M-Bus CI 5B) ─▶ parseOmsHeader ─▶ OmsSecurity (mode 5)
+ *                       ─▶ walkRecords ─▶ AccessGuard ─▶ interpretOms ─▶ buildReading
+ *                  ─▶ replies (E5 to an M-Bus master: Netz OÖ AMIS) ─▶ the caller, at once
  * ```
  *
  * Pure: no I/O and no clock. The caller passes the time of each chunk (for the silence gap)
  * and receives one {@link TelegramResult} per telegram, good or bad. Nothing is dropped in
  * silence: every frame that fails says at which stage and why, and the end of the input
  * reports a partial frame or an unfinished block transfer.
+ *
+ * Some meters must be answered ({@link Decoder.feed}): what to answer is decided here, while
+ * the chunk is framed, before any decryption, and handed back as bytes; the caller writes
+ * them to the line. The decoder itself never writes anything.
  *
  * @module
  */
@@ -27,6 +34,11 @@ import { interpret, type MeterType } from "./cosem/interpret.ts";
 import { interpretDsmr } from "./cosem/dsmr.ts";
 import { buildReading } from "./cosem/build.ts";
 import type { Interpretation, Reading } from "./cosem/reading.ts";
+import { OMS_MODE_AES_CBC, type OmsHeader, parseOmsHeader } from "./oms/header.ts";
+import { OmsSecurity } from "./oms/security.ts";
+import { walkRecords } from "./oms/records.ts";
+import { AccessGuard } from "./oms/access.ts";
+import { interpretOms } from "./oms/interpret.ts";
 
 /** How the decoder is set up. */
 export interface DecoderOptions {
@@ -40,6 +52,11 @@ export interface DecoderOptions {
   systemTitle?: Uint8Array | null;
   /** Silence after which a partial frame or block transfer is dropped, ms (default 1000). */
   gapMs?: number;
+  /**
+   * The replay guard of OMS telegrams (Netz OÖ AMIS), e.g. restored from saved state;
+   * default: a new, empty one.
+   */
+  accessGuard?: AccessGuard;
 }
 
 /** A telegram that decoded. */
@@ -63,6 +80,14 @@ export interface FailedTelegram {
 
 export type TelegramResult = DecodedTelegram | FailedTelegram;
 
+/** What one chunk asks of the caller: answers to write at once, and its telegrams. */
+export interface FedChunk {
+  /** Bytes to write to the meter now, in order (the M-Bus acknowledgement E5). */
+  readonly replies: readonly Uint8Array[];
+  /** The telegrams the chunk completed, once decrypted and decoded. */
+  readonly results: Promise<TelegramResult[]>;
+}
+
 /** Counters over the life of a decoder. */
 export interface DecoderStats {
   bytes: number;
@@ -72,6 +97,12 @@ export interface DecoderStats {
   skippedBytes: number;
   failedByStage: Partial<Record<Layer, number>>;
   lastError: string | null;
+  /** Searches of an M-Bus master for its reader (SND_NKE: a Netz OÖ AMIS meter), answered. */
+  searches: number;
+  /** Answers decided (each SND_NKE and SND_UD to the reader's address). */
+  replies: number;
+  /** Bytes of our own answers that came back (an echoing IR head): not garbage. */
+  echoBytes: number;
 }
 
 /** Nesting of APDUs inside APDUs (a block transfer carrying a ciphering APDU, ...). */
@@ -95,36 +126,68 @@ export class Decoder {
     skippedBytes: 0,
     failedByStage: {},
     lastError: null,
+    searches: 0,
+    replies: 0,
+    echoBytes: 0,
   };
   readonly #framer: Framer;
   readonly #transfer = new BlockTransfer();
   readonly #counters = new CounterGuard();
   readonly #security: SecurityContext | null;
+  readonly #oms: OmsSecurity | null;
+  readonly #access: AccessGuard;
   readonly #meterType: MeterType;
   readonly #systemTitle: Uint8Array | null;
   readonly #gapMs: number;
   #lastMs: number | null = null;
   #transferStart = 0;
+  /** The results of the chunks fed so far, in order: each waits for the one before. */
+  #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(opts: DecoderOptions, security: SecurityContext | null) {
+  private constructor(
+    opts: DecoderOptions,
+    security: SecurityContext | null,
+    oms: OmsSecurity | null,
+  ) {
     this.#gapMs = opts.gapMs ?? 1000;
     this.#framer = new Framer({ gapMs: this.#gapMs });
     this.#security = security;
+    this.#oms = oms;
+    this.#access = opts.accessGuard ?? new AccessGuard();
     this.#meterType = opts.meterType ?? "auto";
     this.#systemTitle = opts.systemTitle ?? null;
   }
 
   /** Creates a decoder; imports the keys once. */
   static async create(opts: DecoderOptions = {}): Promise<Decoder> {
-    const security = opts.key ? await SecurityContext.create(opts.key, opts.authKey ?? null) : null;
-    return new Decoder(opts, security);
+    const [security, oms] = opts.key
+      ? await Promise.all([
+        SecurityContext.create(opts.key, opts.authKey ?? null),
+        OmsSecurity.create(opts.key),
+      ])
+      : [null, null];
+    return new Decoder(opts, security, oms);
+  }
+
+  /** The replay guard of OMS telegrams (its state can be saved with `toJSON()`). */
+  get accessGuard(): AccessGuard {
+    return this.#access;
   }
 
   /**
    * Feeds a chunk of bytes. `nowMs` is the arrival time (any monotonic clock); without it
-   * no silence gap is detected.
+   * no silence gap is detected. Same as {@link feed}, for callers that cannot answer.
    */
-  async push(chunk: Uint8Array, nowMs?: number): Promise<TelegramResult[]> {
+  push(chunk: Uint8Array, nowMs?: number): Promise<TelegramResult[]> {
+    return this.feed(chunk, nowMs).results;
+  }
+
+  /**
+   * Feeds a chunk of bytes and returns at once, synchronously, what the line must be
+   * answered now (write `replies` before awaiting anything), with the chunk's telegrams
+   * as a promise. Await `results` before feeding the next chunk.
+   */
+  feed(chunk: Uint8Array, nowMs?: number): FedChunk {
     const out: TelegramResult[] = [];
     if (nowMs !== undefined) {
       if (
@@ -142,12 +205,19 @@ export class Decoder {
       this.#lastMs = nowMs;
     }
     this.stats.bytes += chunk.length;
-    await this.#handle(this.#framer.push(chunk, nowMs), out);
-    return out;
+    const events = this.#framer.push(chunk, nowMs);
+    const replies: Uint8Array[] = [];
+    for (const ev of events) {
+      if (ev.kind === "reply") replies.push(ev.bytes);
+    }
+    const results = this.#queue.then(() => this.#handle(events, out)).then(() => out);
+    this.#queue = results.catch(() => {});
+    return { replies, results };
   }
 
   /** The input has ended: reports whatever was left unfinished. */
   async end(): Promise<TelegramResult[]> {
+    await this.#queue;
     const out: TelegramResult[] = [];
     await this.#handle(this.#framer.end(), out);
     if (this.#transfer.pending) {
@@ -159,7 +229,15 @@ export class Decoder {
       }));
       this.#transfer.reset();
     }
-    if (this.stats.frames === 0 && this.stats.failed === 0) {
+    if (this.stats.searches > 0 && this.stats.decoded === 0 && this.stats.failed === 0) {
+      out.push(this.#fail({
+        stage: "framing",
+        framing: "mbus",
+        offset: 0,
+        error:
+          `Only the search of an M-Bus master for its reader (SND_NKE 10 40 F0 30 16, ${this.stats.searches} time(s)) in ${this.stats.bytes} bytes, no data: a Netz OÖ AMIS meter sends data only while a reader answers each frame with E5`,
+      }));
+    } else if (this.stats.frames === 0 && this.stats.failed === 0) {
       out.push(this.#fail({
         stage: "framing",
         offset: 0,
@@ -177,6 +255,28 @@ export class Decoder {
         case "skipped":
           this.stats.skippedBytes += ev.bytes;
           break;
+        case "reply":
+          this.stats.replies++;
+          if (ev.request === "SND_NKE") {
+            this.stats.searches++;
+            this.stats.frames++;
+          }
+          break;
+        case "echo":
+          this.stats.echoBytes += ev.bytes;
+          break;
+        case "mbus-data": {
+          this.stats.frames++;
+          const ctx: Context = {
+            framing: "mbus",
+            offset: ev.offset,
+            security: "none",
+            systemTitle: null,
+            frameCounter: null,
+          };
+          out.push(await this.#omsTelegram(ev.data, ctx));
+          break;
+        }
         case "error":
           out.push(this.#fail({
             stage: "framing",
@@ -278,6 +378,45 @@ export class Decoder {
       systemTitle,
       frameCounter: apdu.invocationCounter,
     }, depth + 1);
+  }
+
+  /** One OMS telegram: the data after CI 0x5B. */
+  async #omsTelegram(data: Uint8Array, ctx: Context): Promise<TelegramResult> {
+    try {
+      const header: OmsHeader = parseOmsHeader(data);
+      let plaintext = header.data;
+      let security: SecurityLevel = "none";
+      if (header.mode === OMS_MODE_AES_CBC) {
+        if (!this.#oms) {
+          return this.#fail({
+            stage: "decrypt",
+            framing: ctx.framing,
+            offset: ctx.offset,
+            error:
+              "Telegram is encrypted but no key is configured: set dlms.key (or --key) to the key from your grid operator (Netz OÖ: the AMIS key from the eService portal)",
+          });
+        }
+        plaintext = await this.#oms.decrypt(header);
+        security = "encrypted";
+      }
+      const { records } = walkRecords(plaintext);
+      const pinned = this.#meterType === "amis" ? "amis" : null;
+      const found = interpretOms(header, records, pinned);
+      this.#access.check(header.addressHex, header.access, found.clock);
+      const result = this.#ok({ ...ctx, security, frameCounter: header.access }, found);
+      const { manufacturer, model } = found;
+      if (manufacturer === null && model === null) return result;
+      return {
+        ...result,
+        reading: {
+          ...result.reading,
+          ...(manufacturer !== null ? { manufacturer } : {}),
+          ...(model !== null ? { model } : {}),
+        },
+      };
+    } catch (e) {
+      return this.#failFrom(e, ctx);
+    }
   }
 
   #ok(ctx: Context, interpretation: Interpretation): DecodedTelegram {

@@ -13,7 +13,7 @@ export interface Fixture {
   key: Uint8Array | null;
   authKey: Uint8Array | null;
   systemTitle: Uint8Array | null;
-  framing: "hdlc" | "mbus" | "raw-apdu" | "dsmr";
+  framing: "hdlc" | "mbus" | "raw-apdu" | "dsmr" | "mbus-oms";
   meterType: string | null;
   negative: boolean;
   expected: Record<string, number | string>;

@@ -88,7 +88,22 @@ const single = (check: (payload: Uint8Array, fx: Fixture) => void): Expectation 
   check(p[0]!.payload, fx);
 };
 
-const EXPECTED: Record<string, { framing: string; frames: number[]; check: Expectation }> = {
+/** A Netz OÖ AMIS frame: answered first, then its OMS data (after CI) handed up whole. */
+const amis: Expectation = (events, fx) => {
+  deepEqual(events.map((e) => e.kind === "reply" ? [e.kind, toHex(e.bytes), e.request] : e.kind), [
+    ["reply", "e5", "SND_UD"],
+    "mbus-data",
+  ]);
+  const data = events[1]!;
+  ok(data.kind === "mbus-data");
+  deepEqual([data.offset, data.c, data.a, data.ci], [0, fx.bytes[4], 0xf0, 0x5b]);
+  equal(toHex(data.data), toHex(fx.bytes.subarray(7, fx.bytes.length - 2)));
+};
+
+const EXPECTED: Record<
+  string,
+  { framing: string; frames: number[]; check: Expectation; kinds?: string[] }
+> = {
   "austria_landis-gyr-e450_1": {
     framing: "hdlc",
     frames: [1, 1, 1],
@@ -153,6 +168,9 @@ const EXPECTED: Record<string, { framing: string; frames: number[]; check: Expec
     frames: [2],
     check: single((p) => assertWholeCiphered(p)),
   },
+  "netzooe_siemens-amis_1": { framing: "mbus", frames: [], kinds: [], check: amis },
+  "netzooe_siemens-amis_2": { framing: "mbus", frames: [], kinds: [], check: amis },
+  "netzooe_siemens-amis_3": { framing: "mbus", frames: [], kinds: [], check: amis },
   "norway_aidon_1": {
     framing: "hdlc",
     frames: [1],
@@ -211,6 +229,10 @@ Deno.test("Framer frames every capture, detecting its framing", async (t) => {
         ok(payloadsOf(events).length > 0, JSON.stringify(plain(events)));
         ok(payloadsOf(events).every((p) => p.framing === framing));
         if (!fx.negative) deepEqual(errorsOf(events), []);
+        return;
+      }
+      if (want.kinds) {
+        want.check(events, fx);
         return;
       }
       deepEqual(kindsOf(events), want.frames.map(() => "payload"), JSON.stringify(plain(events)));
@@ -477,7 +499,7 @@ Deno.test("Framer reports an M-Bus frame with a CI other than DLMS", () => {
   // 68 06 06 68 | 08 72 72 | 01 02 03 | CS F2 | 16
   const events = run([fromHex("680606680872720102" + "03f216")]);
   deepEqual(errorsOf(events), [
-    "Unsupported M-Bus CI field 0x72 (byte 0): not a DLMS segment (CI 0x00..0x1F); the meter sends classic M-Bus data, which is not decoded here",
+    "Unsupported M-Bus CI field 0x72 (byte 0): neither a DLMS segment (CI 0x00..0x1F) nor OMS data (CI 0x5B); the meter sends classic M-Bus data, which is not decoded here",
   ]);
 });
 
@@ -880,4 +902,144 @@ Deno.test("Framer.push() never throws and stays bounded on random and mutated in
     }
   }
   ok(payloads > 100, `only ${payloads} payloads: the fuzz input is not exercising frames`);
+});
+
+// ---------------------------------------------------------------------------------------
+// Answers to an M-Bus master (Netz OÖ AMIS) and the echo of an IR head
+
+const SND_NKE = fromHex("1040f03016");
+const ACK = fromHex("e5");
+const amisFrame = (n: 1 | 2 | 3) => fixture(`netzooe_siemens-amis_${n}`).bytes;
+
+/** Events as short labels: the answers, echoes, data and skips in order. */
+function labels(events: readonly FramerEvent[]): string[] {
+  return events.map((e) => {
+    switch (e.kind) {
+      case "reply":
+        return `reply ${toHex(e.bytes)} ${e.request} @${e.offset}`;
+      case "echo":
+        return `echo ${e.bytes} @${e.offset}`;
+      case "mbus-data":
+        return `mbus-data ${e.data.length} @${e.offset}`;
+      case "skipped":
+        return `skipped ${e.bytes} @${e.offset}: ${e.reason}`;
+      case "error":
+        return `error @${e.offset}: ${e.message}`;
+      case "payload":
+        return `payload ${e.framing} @${e.offset}`;
+    }
+  });
+}
+
+Deno.test("Framer answers the AMIS search SND_NKE and each SND_UD at address F0", () => {
+  const stream = concatBytes([SND_NKE, amisFrame(1), amisFrame(2)]);
+  deepEqual(labels(run([stream])), [
+    "reply e5 SND_NKE @0",
+    "reply e5 SND_UD @5",
+    "mbus-data 92 @5",
+    "reply e5 SND_UD @106",
+    "mbus-data 92 @106",
+  ]);
+});
+
+Deno.test("Framer answers a frame on the chunk that brings its last byte, not before", () => {
+  const f = new Framer();
+  const frame = amisFrame(3);
+  for (let i = 0; i < frame.length - 1; i++) {
+    deepEqual(f.push(frame.subarray(i, i + 1)), [], `byte ${i}`);
+  }
+  deepEqual(labels(f.push(frame.subarray(frame.length - 1))), [
+    "reply e5 SND_UD @0",
+    "mbus-data 92 @0",
+  ]);
+  const g = new Framer();
+  deepEqual(g.push(SND_NKE.subarray(0, 4)), []);
+  deepEqual(labels(g.push(SND_NKE.subarray(4))), ["reply e5 SND_NKE @0"]);
+});
+
+Deno.test("Framer answers nothing else: other addresses, REQ_UD2, broadcasts, bad checksums", async (t) => {
+  const cases: [string, Uint8Array, string[]][] = [
+    ["SND_NKE to another slave", fromHex("1040014116"), [
+      "skipped 5 @0: M-Bus short frame (no APDU)",
+    ]],
+    ["REQ_UD2 to F0", fromHex("107bf06b16"), ["skipped 5 @0: M-Bus short frame (no APDU)"]],
+    ["a DLMS push to the broadcast address", fixture("netznoe_kaifa-ma309_1").bytes, [
+      "payload mbus @0",
+    ]],
+  ];
+  for (const [name, bytes, want] of cases) {
+    await t.step(name, () => deepEqual(labels(run([bytes])), want));
+  }
+  await t.step("a SND_UD to F0 with a bad checksum", () => {
+    const bad = amisFrame(1).slice();
+    bad[50]! ^= 0x01;
+    const events = run([bad]);
+    deepEqual(events.filter((e) => e.kind === "reply"), []);
+    match(errorsOf(events)[0]!, /^Bad M-Bus checksum/);
+  });
+  await t.step("with replyAddress null", () => {
+    deepEqual(labels(run([SND_NKE, amisFrame(1)], { replyAddress: null })), [
+      "skipped 5 @0: M-Bus short frame (no APDU)",
+      "mbus-data 92 @5",
+    ]);
+  });
+});
+
+Deno.test("Framer takes the echo of its own E5 as an echo, never as garbage", () => {
+  // Search, answer echoed; data, answer echoed; data, answer echoed.
+  const stream = concatBytes([SND_NKE, ACK, amisFrame(1), ACK, amisFrame(2), ACK]);
+  const want = [
+    "reply e5 SND_NKE @0",
+    "echo 1 @5",
+    "reply e5 SND_UD @6",
+    "mbus-data 92 @6",
+    "echo 1 @107",
+    "reply e5 SND_UD @108",
+    "mbus-data 92 @108",
+    "echo 1 @209",
+  ];
+  deepEqual(labels(run([stream])), want);
+  // However the bytes come: the echo alone, or in one chunk with the next frame.
+  for (let cut = 1; cut < stream.length; cut++) {
+    deepEqual(labels(run([stream.subarray(0, cut), stream.subarray(cut)])), want, `cut ${cut}`);
+  }
+});
+
+Deno.test("Framer parses the frame after an echo as if the echo had not come", () => {
+  const push = fixture("netznoe_kaifa-ma309_1").bytes;
+  const stream = concatBytes([SND_NKE, ACK, push]);
+  const want = ["reply e5 SND_NKE @0", "echo 1 @5", "payload mbus @6"];
+  deepEqual(labels(run([stream])), want);
+  const bytewise = Array.from(stream, (b) => Uint8Array.of(b));
+  deepEqual(labels(run(bytewise)), want);
+  // An echo cut short by the next frame's first byte is no echo: nothing is lost.
+  deepEqual(labels(run([concatBytes([SND_NKE, amisFrame(1)])])), [
+    "reply e5 SND_NKE @0",
+    "reply e5 SND_UD @5",
+    "mbus-data 92 @5",
+  ]);
+});
+
+Deno.test("Framer counts an E5 as an echo only right after its answer", () => {
+  // No answer before it: a stray E5 is skipped, as always.
+  deepEqual(labels(run([ACK])), [
+    "skipped 1 @0: M-Bus single character E5 (acknowledgement)",
+  ]);
+  // A second E5: only the first is the echo.
+  deepEqual(labels(run([concatBytes([SND_NKE, ACK, ACK])])), [
+    "reply e5 SND_NKE @0",
+    "echo 1 @5",
+    "skipped 1 @6: M-Bus single character E5 (acknowledgement)",
+  ]);
+  // Garbage first, then the E5: no echo any more.
+  deepEqual(labels(run([concatBytes([SND_NKE, fromHex("55"), ACK])])), [
+    "reply e5 SND_NKE @0",
+    "skipped 2 @5: no frame start",
+  ]);
+  // After a silence gap the E5 is no echo either.
+  const f = new Framer({ gapMs: 100 });
+  deepEqual(labels(f.push(SND_NKE, 0)), ["reply e5 SND_NKE @0"]);
+  deepEqual(labels([...f.push(ACK, 500), ...f.end()]), [
+    "skipped 1 @5: M-Bus single character E5 (acknowledgement)",
+  ]);
 });

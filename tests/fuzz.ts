@@ -727,6 +727,7 @@ export const LAYERS: readonly Layer[] = [
   "axdr",
   "cosem",
   "dsmr",
+  "oms",
 ];
 
 /** Default framer limits, which the Decoder uses too. */

@@ -4,9 +4,13 @@ import {
   type DlmsSegment,
   dlmsSegment,
   encodeMbusFrames,
+  encodeMbusLongFrame,
+  encodeMbusShortFrame,
   hasMbusHeader,
+  isOmsFrame,
   type MbusFrame,
   MbusReassembler,
+  mbusReply,
   type MbusScan,
   scanMbusFrame,
 } from "../lib/framing/mbus.ts";
@@ -82,7 +86,6 @@ Deno.test("hasMbusHeader() wants 68 L L 68 complete", () => {
 Deno.test("scanMbusFrame() skips what is not a long frame", async (t) => {
   const cases: [string, string, number, RegExp][] = [
     ["the E5 acknowledgement", "e5", 1, /single character E5/],
-    ["a short frame 10 C A CS 16", "1053fe5116", 5, /short frame/],
     ["10 without a valid short frame", "1053fe5216", 1, /no frame start/],
     ["unequal L bytes", "68fafb68", 1, /length bytes differ/],
     ["no second start byte", "68fafa69", 1, /without its second 68/],
@@ -167,7 +170,7 @@ Deno.test("dlmsSegment() refuses CI fields outside the DLMS range and short bodi
   deepEqual(dlmsSegment(frame, 42), {
     ok: false,
     message:
-      "Unsupported M-Bus CI field 0x72 (byte 42): not a DLMS segment (CI 0x00..0x1F); the meter sends classic M-Bus data, which is not decoded here",
+      "Unsupported M-Bus CI field 0x72 (byte 42): neither a DLMS segment (CI 0x00..0x1F) nor OMS data (CI 0x5B); the meter sends classic M-Bus data, which is not decoded here",
   });
   const short = frameOf(scanMbusFrame(fromHex("68040468530110016516"))).frame;
   deepEqual(dlmsSegment(short, 7), {
@@ -331,4 +334,88 @@ Deno.test("MbusReassembler.damaged() drops segments up to a final one or a new s
   deepEqual(kinds(r.add(seg(0, true), 30)), ["payload"]);
   r.damaged();
   deepEqual(kinds(r.add(seg(0, true), 40)), ["payload"]);
+});
+
+// ─── Short frames and the slave's answer (Netz OÖ AMIS) ─────────────────────────────────
+
+Deno.test("scanMbusFrame() reads a short frame 10 C A CS 16 with its C and A fields", () => {
+  deepEqual(scanMbusFrame(fromHex("1040f03016")), {
+    kind: "short",
+    bytes: 5,
+    frame: { c: 0x40, a: 0xf0 },
+  });
+  deepEqual(scanMbusFrame(fromHex("1053fe5116")), {
+    kind: "short",
+    bytes: 5,
+    frame: { c: 0x53, a: 0xfe },
+  });
+  // Cut short: wait; checksum or stop byte wrong: not a frame start.
+  deepEqual(scanMbusFrame(fromHex("1040f030")), { kind: "need-more", credible: false });
+  deepEqual(scanMbusFrame(fromHex("1040f03116")), {
+    kind: "skip",
+    bytes: 1,
+    reason: "no frame start",
+  });
+  deepEqual(scanMbusFrame(fromHex("1040f03017")), {
+    kind: "skip",
+    bytes: 1,
+    reason: "no frame start",
+  });
+});
+
+Deno.test("mbusReply() answers E5 to SND_NKE and SND_UD at our address, nothing else", async (t) => {
+  const cases: [string, number, number, number, string | null][] = [
+    ["SND_NKE to F0 (the AMIS search)", 0x40, 0xf0, 0xf0, "e5"],
+    ["SND_UD to F0, FCB clear", 0x53, 0xf0, 0xf0, "e5"],
+    ["SND_UD to F0, FCB set", 0x73, 0xf0, 0xf0, "e5"],
+    ["SND_NKE at another address of ours", 0x40, 0x01, 0x01, "e5"],
+    ["SND_NKE to another slave", 0x40, 0x01, 0xf0, null],
+    ["SND_UD broadcast FF (a DLMS push)", 0x53, 0xff, 0xf0, null],
+    ["SND_UD broadcast FE", 0x53, 0xfe, 0xf0, null],
+    ["REQ_UD2 to F0: we have no data to send", 0x5b, 0xf0, 0xf0, null],
+    ["REQ_UD2 with FCB", 0x7b, 0xf0, 0xf0, null],
+    ["REQ_UD1 to F0", 0x5a, 0xf0, 0xf0, null],
+    ["RSP_UD (a slave's answer)", 0x08, 0xf0, 0xf0, null],
+    ["SND_UD without FCV", 0x43, 0xf0, 0xf0, null],
+  ];
+  for (const [name, c, a, address, want] of cases) {
+    await t.step(name, () => {
+      const reply = mbusReply(c, a, address);
+      equal(reply === null ? null : toHex(reply), want);
+    });
+  }
+  // Every answer is a fresh array: a caller that changes one cannot change the next.
+  const first = mbusReply(0x40, 0xf0, 0xf0)!;
+  first[0] = 0;
+  equal(toHex(mbusReply(0x40, 0xf0, 0xf0)!), "e5");
+});
+
+Deno.test("encodeMbusShortFrame() and encodeMbusLongFrame() build what scanMbusFrame() reads", () => {
+  equal(toHex(encodeMbusShortFrame(0x40, 0xf0)), "1040f03016");
+  const amis = fixture("netzooe_siemens-amis_1").bytes;
+  const data = amis.subarray(7, amis.length - 2);
+  equal(toHex(encodeMbusLongFrame(0x53, 0xf0, 0x5b, data)), toHex(amis));
+  const scan = scanMbusFrame(amis);
+  equal(scan.kind, "frame");
+  if (scan.kind === "frame") {
+    equal(isOmsFrame(scan.frame), true);
+    equal(scan.bytes, 101);
+  }
+  throws(() => encodeMbusShortFrame(0x100, 0), /Bad M-Bus C field 256/);
+  throws(() => encodeMbusLongFrame(0x53, 0xf0, 0x5b, new Uint8Array(253)), /L = 256/);
+});
+
+Deno.test("scanMbusFrame() refuses a damaged OMS frame at once: no wait for L + 256", () => {
+  const bad = fixture("netzooe_siemens-amis_1").bytes.slice();
+  bad[60]! ^= 0x80;
+  const scan = scanMbusFrame(bad); // not final: more bytes could come
+  equal(scan.kind, "invalid");
+  if (scan.kind === "invalid") {
+    equal(scan.bytes, 101);
+    match(scan.message, /^Bad M-Bus checksum/);
+  }
+  // A DLMS segment (CI 0x00..0x1F) that fails still waits: its L may have overflowed.
+  const dlms = netznoe().slice();
+  dlms[100]! ^= 0x10;
+  equal(scanMbusFrame(dlms.subarray(0, 256)).kind, "need-more");
 });

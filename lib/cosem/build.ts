@@ -53,7 +53,9 @@ export function buildReading(
     if (!(register.obis in obis)) {
       obis[register.obis] = { value: register.value, unit: register.unit };
     }
-    const named = namedValueFor(register.obis);
+    const named = register.named !== undefined
+      ? NAMED_VALUES.find((n) => n.key === register.named)
+      : namedValueFor(register.obis);
     if (named === undefined || typeof register.value !== "number") continue;
     if (values[named.key] !== undefined) continue;
     const converted = convertUnit(register.value, register.unit, named.unit);

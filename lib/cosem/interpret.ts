@@ -67,12 +67,13 @@ export const METER_TYPES = [
   "obis-tagged",
   "push-object-list",
   "dsmr",
+  "amis",
 ] as const;
 
 /**
  * How to read a body. `auto` detects the layout; `burgenland` pins the Netz Burgenland
  * positional layout and `noe_evn` the OBIS-tagged one (the seed project's two names);
- * the others pin one layout family.
+ * the others pin one layout family. `amis` (Netz OÖ, lib/oms) sends no DLMS at all.
  */
 export type MeterType = typeof METER_TYPES[number];
 
@@ -119,6 +120,14 @@ export function interpret(body: AxdrValue, ctx: InterpretContext): Interpretatio
       continue;
     }
     return finish(found, ctx, manufacturer, attempt.table ?? null);
+  }
+  if (ctx.meterType === "amis") {
+    throw new ParseError(
+      "cosem",
+      0,
+      `Meter type "amis" does not fit ${describe(body)}: an AMIS meter sends OMS M-Bus ` +
+        `frames, this telegram carries DLMS A-XDR data; use meter type "auto"`,
+    );
   }
   if (ctx.meterType === "dsmr") {
     throw new ParseError(
@@ -204,6 +213,7 @@ function readersFor(meterType: MeterType): Attempt[] {
     case "push-object-list":
       return [PUSH_LIST];
     case "dsmr":
+    case "amis":
       return [];
   }
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { NamedValues } from "./obis.ts";
+import type { NamedKey, NamedValues } from "./obis.ts";
 
 /** One register as the meter sent it, scaled to its unit. */
 export interface Register {
@@ -14,6 +14,11 @@ export interface Register {
   readonly value: number | string;
   /** Unit symbol (`Wh`, `W`, `V`, `A`, `varh`, `var`, `Hz`, `°`, …) or null. */
   readonly unit: string | null;
+  /**
+   * The named value this register feeds when its OBIS code alone does not say: a
+   * profile's rule (Netz OÖ AMIS sends reactive energy as tariff 1, 3.8.1 and 4.8.1).
+   */
+  readonly named?: NamedKey;
 }
 
 /** What the COSEM layer found in a notification body. */
@@ -34,6 +39,9 @@ export interface Reading {
   readonly system_title: string | null;
   readonly frame_counter: number | null;
   readonly values: NamedValues;
+  /** Manufacturer and model, where the telegram's header names them (OMS). */
+  readonly manufacturer?: string;
+  readonly model?: string;
   readonly obis: Readonly<
     Record<string, { readonly value: number | string; readonly unit: string | null }>
   >;

@@ -15,9 +15,13 @@
  *                                                 ├─ an APDU tag   ─▶ scanRawApdu
  *                                                 └─ anything else ─▶ skip (garbage)
  *   scan result:  frame      ─▶ reassembler (S bit / CI segments) ─▶ "payload"
+ *                            ─▶ OMS data (CI 5B)                   ─▶ "mbus-data"
+ *                 short      ─▶ SND_NKE to us: "reply"; else "skipped"
  *                 need-more  ─▶ wait for the next chunk
  *                 skip n     ─▶ "skipped", consecutive skips coalesced
  *                 invalid    ─▶ "error", the frame dropped
+ *   a frame that must be answered (SND_NKE, SND_UD to our address) ─▶ "reply" first
+ *   the reply's bytes coming back right after it (an echoing IR head) ─▶ "echo"
  * ```
  *
  * Detection and locking. At the buffer head, `7E` tries HDLC, `68` M-Bus (`E5` and short
@@ -35,6 +39,14 @@
  * `C8`..`D7`) are tried only where a frame is expected to begin: at the start, after a
  * silence gap, or right after a frame, never right after skipped garbage. `reset()`
  * removes the lock.
+ *
+ * Answers. The reader is an M-Bus slave at `replyAddress` (0xF0, the Netz OÖ AMIS reader's
+ * address): a good SND_NKE or SND_UD sent there must be answered with E5 within 0.5 s, so
+ * the framer decides the answer as soon as the frame's last byte is in, synchronously, and
+ * returns it as a "reply" event (before the frame's own event) for the caller to write. It
+ * writes nothing itself. Some optical heads echo what they send: bytes equal to the reply
+ * that arrive next (before anything else, and before a silence gap) are that echo, reported
+ * as "echo" and never as garbage, and the next frame is parsed as if they had not come.
  *
  * Events. "payload" for every whole payload; "error" for a frame whose header was
  * credible (HDLC HCS right, M-Bus `68 L L 68`, a checked APDU header) but that failed
@@ -62,13 +74,17 @@ import type { ChainOutput, HdlcFrame, HdlcScan } from "./hdlc.ts";
 import {
   dlmsSegment,
   hasMbusHeader,
+  isOmsFrame,
   MBUS_ACK,
+  MBUS_C_SND_NKE,
+  MBUS_READER_ADDRESS,
   MBUS_SHORT_START,
   MBUS_START,
   MbusReassembler,
+  mbusReply,
   scanMbusFrame,
 } from "./mbus.ts";
-import type { MbusChainOutput, MbusFrame, MbusScan } from "./mbus.ts";
+import type { MbusChainOutput, MbusFrame, MbusScan, MbusShortFrame } from "./mbus.ts";
 import { isRawApduTag, type RawScan, scanRawApdu } from "./raw.ts";
 
 /** The link layer a payload came in. */
@@ -88,7 +104,26 @@ export type FramerEvent =
   /** A frame whose header was credible but which is bad. */
   | { kind: "error"; framing: Framing; offset: number; message: string }
   /** Garbage, or frames that carry no payload; consecutive skips are one event. */
-  | { kind: "skipped"; offset: number; bytes: number; reason: string };
+  | { kind: "skipped"; offset: number; bytes: number; reason: string }
+  /**
+   * The frame at `offset` must be answered with `bytes` now: an M-Bus SND_NKE (the
+   * master's search) or SND_UD (data) sent to the reader's address.
+   */
+  | { kind: "reply"; offset: number; bytes: Uint8Array; request: "SND_NKE" | "SND_UD" }
+  /** The reply's own bytes coming back (an echoing IR head): not garbage. */
+  | { kind: "echo"; offset: number; bytes: number }
+  /**
+   * An M-Bus long frame with OMS data (CI 0x5B) for a layer above: `data` is a copy of
+   * everything after CI, up to the checksum.
+   */
+  | {
+    kind: "mbus-data";
+    offset: number;
+    c: number;
+    a: number;
+    ci: number;
+    data: Uint8Array;
+  };
 
 /** Limits of a {@link Framer}. */
 export interface FramerOptions {
@@ -98,6 +133,11 @@ export interface FramerOptions {
   maxBufferBytes?: number;
   /** Longest reassembled payload (default 65536). */
   maxPayloadBytes?: number;
+  /**
+   * The M-Bus primary address this reader answers at (default 0xF0, the Netz OÖ AMIS
+   * reader's); null: never answer anything.
+   */
+  replyAddress?: number | null;
 }
 
 const DEFAULT_GAP_MS = 1000;
@@ -167,6 +207,10 @@ export class Framer {
   readonly #rawLimit: number;
   readonly #hdlc: HdlcReassembler;
   readonly #mbus: MbusReassembler;
+  readonly #replyAddress: number | null;
+  /** The last reply's bytes, from `#echoAt` on, as they would come back from an echoing head. */
+  #echo: Uint8Array | null = null;
+  #echoAt = 0;
 
   #buf = new Uint8Array(0);
   #head = 0;
@@ -207,6 +251,11 @@ export class Framer {
     this.#rawLimit = Math.min(maxBuffer, maxPayload);
     this.#hdlc = new HdlcReassembler(maxPayload);
     this.#mbus = new MbusReassembler(maxPayload);
+    const address = options.replyAddress === undefined ? MBUS_READER_ADDRESS : options.replyAddress;
+    if (address !== null && (!Number.isInteger(address) || address < 0 || address > 0xff)) {
+      throw new RangeError(`Bad replyAddress ${address}: must be 0..255 or null`);
+    }
+    this.#replyAddress = address;
   }
 
   /** Unparsed input held right now (never more than `maxBufferBytes`). */
@@ -281,6 +330,7 @@ export class Framer {
     this.#atBoundary = true;
     this.#rawSearch = { start: -1, upTo: 0 };
     this.#rawWait = null;
+    this.#echo = null;
     this.#hdlc.clear();
     this.#mbus.clear();
   }
@@ -298,6 +348,7 @@ export class Framer {
     this.#discard = 0;
     this.#closingFlagAt = -1;
     this.#atBoundary = true;
+    this.#endEcho(events);
   }
 
   /** The message for the unfinished chain of `framing`, or null when there is none. */
@@ -413,6 +464,14 @@ export class Framer {
       const buf = this.#buf;
       const head = this.#head;
       const first = buf[head]!;
+      if (this.#echo !== null) {
+        if (first === this.#echo[this.#echoAt]) {
+          this.#consume(1);
+          if (++this.#echoAt === this.#echo.length) this.#endEcho(events);
+          continue;
+        }
+        this.#endEcho(events);
+      }
       if (!this.#starts[first]) {
         let end = head + 1;
         while (end < this.#tail && !this.#starts[buf[end]!]) end++;
@@ -485,6 +544,9 @@ export class Framer {
       case "skip":
         this.#skipBytes(events, scan.bytes, scan.reason);
         return true;
+      case "short":
+        this.#shortFrame(events, scan.frame, scan.bytes);
+        return true;
       case "invalid":
         this.#emit(events, { kind: "error", framing, offset, message: scan.message });
         if ("segmented" in scan) {
@@ -526,6 +588,13 @@ export class Framer {
   #mbusFrame(events: FramerEvent[], frame: MbusFrame, bytes: number): void {
     const offset = this.#offset;
     this.#lockTo("mbus");
+    this.#replyTo(events, frame);
+    if (isOmsFrame(frame)) {
+      const { c, a, ci } = frame;
+      this.#emit(events, { kind: "mbus-data", offset, c, a, ci, data: frame.body.slice() });
+      this.#consume(bytes);
+      return;
+    }
     const seg = dlmsSegment(frame, offset);
     if (!seg.ok) {
       this.#emit(events, { kind: "error", framing: "mbus", offset, message: seg.message });
@@ -533,6 +602,43 @@ export class Framer {
       return;
     }
     this.#chainOutputs(events, "mbus", this.#mbus.add(seg.segment, offset), bytes);
+  }
+
+  /** A short frame: a SND_NKE to us is answered; any other carries nothing for us. */
+  #shortFrame(events: FramerEvent[], frame: MbusShortFrame, bytes: number): void {
+    if (!this.#replyTo(events, frame)) {
+      this.#skipBytes(events, bytes, "M-Bus short frame (no APDU)");
+      return;
+    }
+    this.#lockTo("mbus");
+    this.#consume(bytes);
+  }
+
+  /**
+   * Emits the answer a good M-Bus frame at the head asks for, if any, and expects its echo.
+   * @returns whether there was one
+   */
+  #replyTo(events: FramerEvent[], frame: { c: number; a: number }): boolean {
+    if (this.#replyAddress === null) return false;
+    const reply = mbusReply(frame.c, frame.a, this.#replyAddress);
+    if (reply === null) return false;
+    const request = frame.c === MBUS_C_SND_NKE ? "SND_NKE" : "SND_UD";
+    this.#emit(events, { kind: "reply", offset: this.#offset, bytes: reply, request });
+    this.#echo = reply;
+    this.#echoAt = 0;
+    return true;
+  }
+
+  /** Stops expecting an echo, reporting the part of it that came. */
+  #endEcho(events: FramerEvent[]): void {
+    if (this.#echo === null) return;
+    const n = this.#echoAt;
+    this.#echo = null;
+    this.#echoAt = 0;
+    if (n > 0) {
+      this.#flushSkip(events);
+      events.push({ kind: "echo", offset: this.#offset - n, bytes: n });
+    }
   }
 
   /** Turns reassembler outputs into events, then drops the frame's `bytes`. */

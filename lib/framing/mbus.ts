@@ -1,10 +1,10 @@
 /**
- * M-Bus long frames (EN 13757-2, the FT1.2 format of IEC 60870-5-2) carrying DLMS/COSEM
- * APDUs in the wired M-Bus transport: a length-driven parser that answers frame /
- * need-more / skip, the segment reassembler, and the encoder used by the tests and the
- * meter simulator.
+ * M-Bus frames (EN 13757-2, the FT1.2 format of IEC 60870-5-2): a length-driven parser that
+ * answers frame / short frame / need-more / skip, the DLMS segment reassembler, what a
+ * slave must answer, and the encoders used by the tests and the meter simulator.
  *
  * ```
+ *   long frame
  *   offset 0    1   2   3    4   5   6    7       8       9 ..         4+L  5+L
  *   +----+---+---+----+---+---+----+-------+-------+------------+----+----+
  *   | 68 | L | L | 68 | C | A | CI | STSAP | DTSAP | data       | CS | 16 |
@@ -13,20 +13,37 @@
  *   CS  = sum of C .. the last data byte, mod 256;  16 = stop byte
  *   CI  = 0x00..0x1F for DLMS: bits 0-3 = segment number (0..15),
  *                              bit 4 (0x10) = this is the final segment
- *   STSAP, DTSAP = source and destination transport service access points
+ *         0x5B for OMS data with the 12-byte long header (Netz OÖ AMIS, lib/oms):
+ *              the bytes after CI go up as they are
+ *   STSAP, DTSAP = source and destination transport service access points (DLMS only)
+ *
+ *   short frame            single character
+ *   +----+---+---+----+----+   +----+
+ *   | 10 | C | A | CS | 16 |   | E5 |   acknowledgement
+ *   +----+---+---+----+----+   +----+
+ *   CS = C + A mod 256
  * ```
  *
  * - A DLMS APDU longer than one frame is split into segments 0, 1, 2 ...; the payload is
  *   the data after CI/STSAP/DTSAP of segments 0..final, concatenated. Segment numbers do
  *   not wrap: a payload has at most 16 segments.
- * - The single character `E5` (acknowledgement) and short frames `10 C A CS 16` carry no
- *   APDU and are skipped. Other CI values (`0x72`: classic M-Bus data) are reported as
- *   unsupported.
+ * - The single character `E5` and short frames carry no data. Other CI values (`0x72`:
+ *   classic M-Bus data) are reported as unsupported.
+ * - The slave's one duty ({@link mbusReply}): a master that sends SND_NKE (C = 0x40) or
+ *   SND_UD (C = 0x53/0x73, the FCB bit toggling) to the slave's primary address wants the
+ *   single character E5 back within 0.5 s. The Netz OÖ AMIS meter is such a master and the
+ *   reader its slave at address 240 (0xF0): it searches with `10 40 F0 30 16` once a minute
+ *   and sends data only to a reader that answers, one SND_UD a second, each to be answered
+ *   (Netz OÖ, "AMIS-Zähler Kundenschnittstelle" 2021, 2.2-2.3). A bad checksum is never
+ *   answered, and nothing else (REQ_UD2, broadcasts to 0xFE/0xFF) ever is.
  * - L-field overflow: some firmware (seen on the Sagemcom T210-D) writes the length of a
  *   frame with L > 255 modulo 256, e.g. `68 01 01 68` for L = 257. The rule here is
  *   generic: when the frame at L does not validate (checksum and stop byte), or L < 3
  *   (too short for C, A and CI), the frame at L + 256 is tried and accepted only when its
- *   checksum and stop byte are right.
+ *   checksum and stop byte are right. Only where the CI is a DLMS segment's: the quirk is
+ *   the DLMS transport's, and a damaged frame of another kind (an AMIS frame, answered
+ *   within 0.5 s, the next one a second later) is refused at once instead of holding
+ *   back the frames behind it until 256 more bytes have come.
  *
  * @module
  */
@@ -42,6 +59,16 @@ export const MBUS_STOP = 0x16;
 export const MBUS_ACK = 0xe5;
 /** Start byte of a short frame `10 C A CS 16`. */
 export const MBUS_SHORT_START = 0x10;
+/** C field of SND_NKE: the master (re)initialises the slave; the AMIS meter's search. */
+export const MBUS_C_SND_NKE = 0x40;
+/** C field of SND_UD with FCV set and the FCB bit (0x20) clear; 0x73 with it set. */
+export const MBUS_C_SND_UD = 0x53;
+/** The frame count bit of the C field, toggled by the master from one SND_UD to the next. */
+const MBUS_C_FCB = 0x20;
+/** The primary address the Netz OÖ AMIS meter sends to: its reader's, the same for all. */
+export const MBUS_READER_ADDRESS = 0xf0;
+/** CI of OMS data with the 12-byte long header, sent to a device (EN 13757-7). */
+export const MBUS_CI_OMS_LONG_HEADER = 0x5b;
 
 // Offsets from the first start byte.
 const MBUS_L = 1;
@@ -92,16 +119,24 @@ export interface MbusFrame {
   readonly body: Uint8Array;
 }
 
+/** A short frame `10 C A CS 16` whose checksum and stop byte are right. */
+export interface MbusShortFrame {
+  readonly c: number;
+  readonly a: number;
+}
+
 /** What {@link scanMbusFrame} found at the start of its input. */
 export type MbusScan =
   /** A whole long frame of `bytes` bytes. */
   | { readonly kind: "frame"; readonly frame: MbusFrame; readonly bytes: number }
+  /** A whole short frame (5 bytes). */
+  | { readonly kind: "short"; readonly frame: MbusShortFrame; readonly bytes: number }
   /**
    * The input ends before the frame does. `credible`: `68 L L 68` has been seen, so this
    * is a frame; `total` is then the bytes it takes.
    */
   | { readonly kind: "need-more"; readonly credible: boolean; readonly total?: number }
-  /** Not a long frame (garbage, E5, a short frame): drop `bytes` and look again. */
+  /** Not a frame (garbage, E5): drop `bytes` and look again. */
   | { readonly kind: "skip"; readonly bytes: number; readonly reason: string }
   /** A frame with a credible header that is bad: report `message`, drop `bytes`. */
   | { readonly kind: "invalid"; readonly bytes: number; readonly message: string };
@@ -167,7 +202,11 @@ export function scanMbusFrame(bytes: Uint8Array, base = 0, final = false): MbusS
     if (bytes.length < SHORT_LENGTH) return notYet;
     const sum = (bytes[SHORT_C]! + bytes[SHORT_A]!) & 0xff;
     if (bytes[SHORT_STOP] === MBUS_STOP && bytes[SHORT_CS] === sum) {
-      return { kind: "skip", bytes: SHORT_LENGTH, reason: "M-Bus short frame (no APDU)" };
+      return {
+        kind: "short",
+        bytes: SHORT_LENGTH,
+        frame: { c: bytes[SHORT_C]!, a: bytes[SHORT_A]! },
+      };
     }
     return { kind: "skip", bytes: 1, reason: "no frame start" };
   }
@@ -186,6 +225,9 @@ export function scanMbusFrame(bytes: Uint8Array, base = 0, final = false): MbusS
     if (bytes.length < total) return { kind: "need-more", credible: true, total };
     failure = checkFrame(bytes, l, base);
     if (failure === null) return frameAt(bytes, l);
+    if (bytes[MBUS_CI]! > DLMS_CI_MAX) {
+      return { kind: "invalid", bytes: l + MBUS_OVERHEAD, message: failure };
+    }
   }
   const longL = l + L_OVERFLOW;
   const longTotal = longL + MBUS_OVERHEAD;
@@ -200,6 +242,27 @@ export function scanMbusFrame(bytes: Uint8Array, base = 0, final = false): MbusS
   return failure !== null
     ? { kind: "invalid", bytes: l + MBUS_OVERHEAD, message: failure }
     : { kind: "invalid", bytes: longTotal, message: longFailure };
+}
+
+/** The single character E5: the only thing this program ever sends to a meter. */
+export function mbusAck(): Uint8Array {
+  return Uint8Array.of(MBUS_ACK);
+}
+
+/**
+ * What a slave at primary address `address` must answer to a frame with control field `c`
+ * sent to `a`: E5 to SND_NKE and to SND_UD, nothing (null) to anything else. Only frames
+ * whose checksum is right may be asked: a damaged frame is never answered.
+ */
+export function mbusReply(c: number, a: number, address: number): Uint8Array | null {
+  if (a !== address) return null;
+  if (c === MBUS_C_SND_NKE || (c & ~MBUS_C_FCB) === MBUS_C_SND_UD) return mbusAck();
+  return null;
+}
+
+/** Whether a long frame carries OMS data for lib/oms rather than a DLMS segment. */
+export function isOmsFrame(frame: MbusFrame): boolean {
+  return frame.ci === MBUS_CI_OMS_LONG_HEADER;
 }
 
 /** The DLMS transport view of a long frame's body. */
@@ -229,7 +292,7 @@ export function dlmsSegment(
       ok: false,
       message: `Unsupported M-Bus CI field 0x${
         hex2(frame.ci)
-      } (byte ${base}): not a DLMS segment (CI 0x00..0x1F); the meter sends classic M-Bus data, which is not decoded here`,
+      } (byte ${base}): neither a DLMS segment (CI 0x00..0x1F) nor OMS data (CI 0x5B); the meter sends classic M-Bus data, which is not decoded here`,
     };
   }
   if (frame.body.length < DLMS_HEADER) {
@@ -475,4 +538,53 @@ export function encodeMbusFrames(apdu: Uint8Array, opts: MbusFramesOptions = {})
     frames.push(out);
   }
   return frames;
+}
+
+/** A short frame `10 C A CS 16`. @throws {RangeError} on a bad C or A field */
+export function encodeMbusShortFrame(c: number, a: number): Uint8Array {
+  checkByte(c, "C field");
+  checkByte(a, "A field");
+  const out = new Uint8Array(SHORT_LENGTH);
+  out[0] = MBUS_SHORT_START;
+  out[SHORT_C] = c;
+  out[SHORT_A] = a;
+  out[SHORT_CS] = (c + a) & 0xff;
+  out[SHORT_STOP] = MBUS_STOP;
+  return out;
+}
+
+/**
+ * One long frame `68 L L 68 C A CI data CS 16` around `data` (everything after CI), for
+ * link layers other than the DLMS transport (OMS data, CI 0x5B).
+ * @throws {RangeError} on a bad field or more than 252 data bytes
+ */
+export function encodeMbusLongFrame(
+  c: number,
+  a: number,
+  ci: number,
+  data: Uint8Array,
+): Uint8Array {
+  for (const [v, what] of [[c, "C field"], [a, "A field"], [ci, "CI field"]] as const) {
+    checkByte(v, what);
+  }
+  const l = MBUS_BODY - MBUS_C + data.length;
+  if (l > 0xff) {
+    throw new RangeError(
+      `M-Bus frame too long: ${data.length} data bytes give L = ${l}, more than 255`,
+    );
+  }
+  const out = new Uint8Array(l + MBUS_OVERHEAD);
+  out[0] = MBUS_START;
+  out[MBUS_L] = l;
+  out[MBUS_L_REPEAT] = l;
+  out[MBUS_START_REPEAT] = MBUS_START;
+  out[MBUS_C] = c;
+  out[MBUS_A] = a;
+  out[MBUS_CI] = ci;
+  out.set(data, MBUS_BODY);
+  let sum = 0;
+  for (let j = MBUS_C; j < MBUS_C + l; j++) sum += out[j]!;
+  out[MBUS_C + l] = sum & 0xff;
+  out[MBUS_C + l + 1] = MBUS_STOP;
+  return out;
 }
