@@ -41,6 +41,7 @@ import {
   CSIZE,
   CSTOPB,
   cString,
+  EINVAL,
   errno,
   ErrnoError,
   errnoName,
@@ -424,5 +425,20 @@ function configure(fd: number, opts: SerialOptions): void {
   const t = new Termios();
   check("tcgetattr", c.tcgetattr(fd, t.bytes));
   applySerialOptions(t, opts);
-  check("tcsetattr", c.tcsetattr(fd, TCSANOW, t.bytes));
+  if (c.tcsetattr(fd, TCSANOW, t.bytes) === 0) return;
+  const error = errno();
+  // glibc reports EINVAL when the kernel silently dropped PARENB or CSIZE and nothing else
+  // it was asked changed: a pseudo-terminal (which forces CS8 without parity) opened again
+  // at the speed it already has. The first open, which changed the speed, kept what the
+  // kernel allowed; so does this one.
+  if (error === EINVAL && onlyCharacterFormatDropped(fd, t)) return;
+  throw new ErrnoError("tcsetattr", error);
+}
+
+/** Whether the tty holds `wanted` except for the parity and character size bits. */
+function onlyCharacterFormatDropped(fd: number, wanted: Termios): boolean {
+  const got = new Termios();
+  if (libc().tcgetattr(fd, got.bytes) !== 0) return false;
+  const format = PARENB | PARODD | CMSPAR | CSIZE;
+  return (got.cflag & ~format) === (wanted.cflag & ~format) && got.iflag === wanted.iflag;
 }
