@@ -185,7 +185,13 @@ const MAX_PUBLISH_INTERVAL = 86400;
 const KEY_BYTES = 16;
 
 /** Profile default speeds, as the add-on had them (an explicit baudrate always wins). */
-const PROFILE_BAUD: Readonly<Record<string, number>> = { burgenland: 9600, noe_evn: 2400 };
+const PROFILE_BAUD: Readonly<Record<string, number>> = {
+  burgenland: 9600,
+  noe_evn: 2400,
+  amis: 9600,
+};
+/** Profile default parities: Netz OÖ's AMIS meters talk 9600 8E1 (an explicit parity wins). */
+const PROFILE_PARITY: Readonly<Record<string, Parity>> = { amis: "even" };
 
 /** Every key of the file with its default, in file order. */
 export const CONFIG_DEFAULTS: readonly ConfigKeyInfo[] = [
@@ -219,15 +225,15 @@ export const CONFIG_DEFAULTS: readonly ConfigKeyInfo[] = [
     path: "dlms.baudrate",
     default: "auto",
     allowed: `auto | ${BAUD_RATES.join(" | ")}`,
-    about: "serial speed; absent: 9600 for burgenland, 2400 for noe_evn, otherwise auto " +
-      "(tries the usual settings until checksums pass)",
+    about: "serial speed; absent: 9600 for burgenland and amis, 2400 for noe_evn, otherwise " +
+      "auto (tries the usual settings until checksums pass)",
   },
   { path: "dlms.bytesize", default: 8, allowed: "7 | 8", about: "data bits" },
   {
     path: "dlms.parity",
     default: "none",
     allowed: "NONE | EVEN | ODD or N | E | O, any case",
-    about: "serial parity",
+    about: "serial parity; absent: EVEN for amis, otherwise NONE",
   },
   { path: "dlms.stopbits", default: 1, allowed: "1 | 2", about: "stop bits" },
   {
@@ -709,9 +715,11 @@ const PARITIES: Readonly<Record<string, Parity>> = {
   odd: "odd",
 };
 
-function readParity(r: Reader, v: unknown): Parity {
+function readParity(r: Reader, v: unknown, meterType: string): Parity {
   const path = "dlms.parity";
-  if (v === undefined || v === null || v === "" || v === false) return "none";
+  if (v === undefined || v === null || v === "" || v === false) {
+    return PROFILE_PARITY[meterType] ?? "none";
+  }
   const word = typeof v === "string" ? v.trim().toLowerCase() : undefined;
   const parity = word === undefined ? undefined : PARITIES[word];
   if (parity !== undefined) return parity;
@@ -1051,7 +1059,7 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
   const port = readPort(r, d.port);
   const baudRate = readBaudRate(r, d.baudrate, meterType.toLowerCase());
   const dataBits = readByteSize(r, d.bytesize);
-  const parity = readParity(r, d.parity);
+  const parity = readParity(r, d.parity, meterType.toLowerCase());
   const stopBits = readStopBits(r, d.stopbits);
   const key = readKey(r, {
     path: "dlms.key",

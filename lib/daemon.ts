@@ -19,7 +19,7 @@ import type { Config } from "./config.ts";
 import { Decoder, type TelegramResult } from "./pipeline.ts";
 import type { Log, Logger } from "./log.ts";
 import type { Reading } from "./cosem/reading.ts";
-import { type ByteSource, readResilient } from "./sources/source.ts";
+import { type ByteSource, readResilient, writeReplies } from "./sources/source.ts";
 import { describeLine, sourceFromConfig } from "./sources/open.ts";
 import { type Diagnostics, MqttSink, type MqttSinkOptions } from "./sinks/mqtt.ts";
 import { supervisorMqtt } from "./supervisor.ts";
@@ -213,6 +213,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   let mark = { ...decoder.stats };
   const healthTimer = setInterval(() => {
     const next = judgeHealth(mark, decoder.stats);
+    const searching = decoder.stats.searches > mark.searches;
     mark = { ...decoder.stats };
     if (next === health) return;
     const seconds = Math.round((opts.healthEveryMs ?? 60_000) / 1000);
@@ -231,6 +232,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         );
         break;
       case "no-telegrams":
+        if (searching) {
+          log.warning(
+            `The meter searches for its reader (M-Bus SND_NKE, Netz OÖ AMIS) and is answered, but sends no data in ${seconds} s: check that the IR head sits straight on the optical port (it must send, not only receive), that the terminal cover is closed (no S1 on the display) and that nothing else answers on the port`,
+          );
+          break;
+        }
         log.warning(
           `Frames arrive but no telegram decoded in ${seconds} s; last error: ${
             decoder.stats.lastError ?? "none"
@@ -261,7 +268,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         now,
       })
     ) {
-      handle(await decoder.push(chunk, now()));
+      const fed = decoder.feed(chunk, now());
+      writeReplies(source, fed.replies, (e) => {
+        const msg = folder.line(`Cannot answer the meter: ${e.message}`, now());
+        if (msg) log.warning(msg);
+      });
+      handle(await fed.results);
     }
     // Only a replayed file has an end of input to report on; a serial line or TCP
     // stream that is stopped just stops.

@@ -433,6 +433,28 @@ Deno.test("validateConfig() picks the baud rate from the meter type unless one i
   }
 });
 
+Deno.test("validateConfig() sets 9600 8E1 for meter_type amis unless the line is given", async (t) => {
+  const opts: LoadOptions = { meterTypes: [...METER_TYPES, "amis"] };
+  const cases = [
+    [{ meter_type: "amis" }, 9600, "even"],
+    [{ meter_type: "AMIS", dlms: { parity: "" } }, 9600, "even"],
+    [{ meter_type: "amis", dlms: { parity: "N", baudrate: 2400 } }, 2400, "none"],
+    [{ meter_type: "amis", dlms: { baudrate: "auto" } }, "auto", "even"],
+    [{ meter_type: "auto" }, "auto", "none"],
+  ] as const;
+  for (const [raw, baudRate, parity] of cases) {
+    await t.step(JSON.stringify(raw), () => {
+      const { source } = validateConfig(raw, opts);
+      deepEqual([source.baudRate, source.parity, source.dataBits, source.stopBits], [
+        baudRate,
+        parity,
+        8,
+        1,
+      ]);
+    });
+  }
+});
+
 Deno.test("validateConfig() reads parity letters and names in any case", async (t) => {
   for (
     const [given, want] of [

@@ -354,7 +354,11 @@ Deno.test("probeLine() gives up with a clear message when no setting yields a fr
   const { logger } = memoryLogger();
   try {
     await rejects(
-      probeLine(pty.path, new AbortController().signal, { log: logger.get("p"), probeMs: 20 }),
+      probeLine(pty.path, new AbortController().signal, {
+        log: logger.get("p"),
+        probeMs: 20,
+        searchProbeMs: 20,
+      }),
       /No frame found at any of \d+ line settings on .*: check the wiring/,
     );
   } finally {

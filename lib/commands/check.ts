@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import type { Config } from "../config.ts";
 import { Decoder, type TelegramResult } from "../pipeline.ts";
 import { parseMeterType } from "../cosem/interpret.ts";
-import { readResilient } from "../sources/source.ts";
+import { readResilient, writeReplies } from "../sources/source.ts";
 import { describeLine, sourceFromConfig } from "../sources/open.ts";
 import { probeMqtt } from "../sinks/mqtt.ts";
 import { supervisorMqtt } from "../supervisor.ts";
@@ -21,8 +21,13 @@ import { BadConfig, findConfigPath, readConfig } from "./setup.ts";
 export const CHECK_USAGE = `smartmeter check [--config FILE] [--seconds N] [--no-mqtt]
 
 Validates the config, listens to the meter until one telegram decodes (at most N
-seconds, default 30), and tries the MQTT broker. Prints what it found and what to do.
+seconds, default 30; 70 for meter_type amis, whose meter searches for its reader once a
+minute), and tries the MQTT broker. Prints what it found and what to do.
 Exit status: 0 all good, 1 something failed, 78 the config is bad.`;
+
+/** How long check listens by default, s; an AMIS meter's search comes once a minute. */
+const CHECK_SECONDS = 30;
+const AMIS_CHECK_SECONDS = 70;
 
 /** `smartmeter check`. */
 export async function checkCommand(
@@ -37,13 +42,13 @@ export async function checkCommand(
       args,
       options: {
         config: { type: "string", short: "c" },
-        seconds: { type: "string", default: "30" },
+        seconds: { type: "string" },
         "no-mqtt": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
     }));
-    seconds = secondsOption(values.seconds);
+    seconds = values.seconds === undefined ? 0 : secondsOption(values.seconds);
   } catch (e) {
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       io.err(`smartmeter check: ${(e as Error).message}`);
@@ -80,6 +85,15 @@ export async function checkCommand(
   io.out(
     `  key ${config.key ? "set" : "NOT set"}; auth key ${config.authKey ? "set" : "not set"}`,
   );
+  if (seconds === 0) {
+    const amis = config.meterType.toLowerCase() === "amis";
+    seconds = amis ? AMIS_CHECK_SECONDS : CHECK_SECONDS;
+    if (amis) {
+      io.out(
+        `  an AMIS meter searches for its reader once a minute: listening up to ${seconds} s`,
+      );
+    }
+  }
 
   let ok = await checkMeter(config, seconds, io, ctx);
   if (!values["no-mqtt"]) ok = await checkMqtt(config, io, ctx) && ok;
@@ -129,7 +143,9 @@ async function checkMeter(
         listener: { lost: (e) => openError ??= e.message },
       })
     ) {
-      for (const r of await decoder.push(chunk, performance.now())) {
+      const fed = decoder.feed(chunk, performance.now());
+      writeReplies(source, fed.replies, (e) => errors.push(`answer: ${e.message}`));
+      for (const r of await fed.results) {
         if (r.ok) decoded ??= r;
         else errors.push(`${r.stage}: ${r.error}`);
       }
@@ -155,6 +171,7 @@ async function checkMeter(
     return true;
   }
   const st = decoder.stats;
+  const type = config.meterType.toLowerCase();
   if (st.bytes === 0) {
     io.out(
       `✗ Meter: ${openError ?? `no bytes from ${source.description} in ${seconds} s`}`,
@@ -163,7 +180,21 @@ async function checkMeter(
       io.out(
         "  check the cable or the IR head's position, and that your grid operator has enabled the customer interface",
       );
+      if ((type === "auto" || type === "amis") && seconds < AMIS_CHECK_SECONDS) {
+        io.out(
+          `  a Netz OÖ AMIS meter sends nothing until its search, once a minute: try --seconds ${AMIS_CHECK_SECONDS}`,
+        );
+      }
     }
+    return false;
+  }
+  if (st.searches > 0 && st.decoded === 0 && errors.length === 0) {
+    io.out(
+      `✗ Meter: it searched for its reader ${st.searches} time(s) in ${seconds} s (M-Bus SND_NKE: a Netz OÖ AMIS meter) and was answered each time, but sent no data`,
+    );
+    io.out(
+      "  check that the IR head sits straight on the optical port (it must send, not only receive), that the terminal cover is closed (no S1 on the display), and that nothing else answers on the port",
+    );
     return false;
   }
   io.out(`✗ Meter: ${st.bytes} bytes, ${st.frames} frames, no telegram decoded in ${seconds} s`);

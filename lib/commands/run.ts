@@ -8,7 +8,8 @@ import { parseArgs } from "node:util";
 import { runDaemon } from "../daemon.ts";
 import { resultJson } from "./decode.ts";
 import { toHex } from "../bytes.ts";
-import { readResilient } from "../sources/source.ts";
+import { readResilient, writeReplies } from "../sources/source.ts";
+import { Framer } from "../framing/framer.ts";
 import { sourceFromConfig } from "../sources/open.ts";
 import { type CommandIO, Exit, type ProcessContext, secondsOption, UsageError } from "./io.ts";
 import { BadConfig, findConfigPath, processLogger, readConfig, redactSecrets } from "./setup.ts";
@@ -26,7 +27,8 @@ The config is FILE, else $SMARTMETER_CONFIG, else /etc/smartmeter/config.yaml, e
 export const CAPTURE_USAGE = `smartmeter capture [--config FILE] [--seconds N] [--out FILE]
 
 Records the raw bytes of the configured source as hex text (32 bytes a line), for
-'smartmeter decode' and for support requests. Keys never appear in a capture.
+'smartmeter decode' and for support requests. Keys never appear in a capture. A meter
+that must be answered (Netz OÖ AMIS) is answered, so that it sends its data.
 
   -c, --config FILE   the config file
   --seconds N         stop after N seconds (default 60)
@@ -149,9 +151,14 @@ export async function captureCommand(
   };
   let total = 0;
   let pending = new Uint8Array(0);
+  const framer = new Framer(); // only to answer what must be answered
   log.info(`Capturing ${source.description} for ${seconds} s`);
   try {
     for await (const chunk of readResilient(source, { signal: stop, log })) {
+      const replies = framer.push(chunk, performance.now()).flatMap((e) =>
+        e.kind === "reply" ? [e.bytes] : []
+      );
+      writeReplies(source, replies, (e) => log.warning(`Cannot answer the meter: ${e.message}`));
       total += chunk.length;
       const joined = new Uint8Array(pending.length + chunk.length);
       joined.set(pending);

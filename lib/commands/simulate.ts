@@ -12,7 +12,7 @@ import { validateConfig } from "../config.ts";
 import { METER_TYPES } from "../cosem/interpret.ts";
 import { runDaemon } from "../daemon.ts";
 import type { TelegramResult } from "../pipeline.ts";
-import { MeterSimulator, SIMULATED_METERS, type SimulatedMeter } from "../simulator.ts";
+import { MeterSimulator, SIMULATED_METERS } from "../simulator.ts";
 import { PseudoTerminal } from "../sources/pty.ts";
 import { SerialPort } from "../sources/serial.ts";
 import { serialSource } from "../sources/open.ts";
@@ -20,6 +20,12 @@ import { sleep } from "../sources/source.ts";
 import { resultJson } from "./decode.ts";
 import { type CommandIO, Exit, parseKeyOption, type ProcessContext, UsageError } from "./io.ts";
 import { processLogger } from "./setup.ts";
+import { AMIS_SEARCH_SECONDS, DEMO_SEARCH_SECONDS, runAmisMeter, simulateAmis } from "./amis.ts";
+import { AmisSimulator } from "../amis_simulator.ts";
+
+/** Every meter `simulate` and `demo` can imitate: the push meters, and Netz OÖ's AMIS. */
+const METERS = [...SIMULATED_METERS, "amis"] as const;
+type Meter = typeof METERS[number];
 
 /** The key of simulated meters unless one is given (a test key, public on purpose). */
 export const DEMO_KEY = "000102030405060708090a0b0c0d0e0f";
@@ -27,14 +33,17 @@ export const DEMO_KEY = "000102030405060708090a0b0c0d0e0f";
 export const DEMO_AUTH_KEY = "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf";
 
 export const SIMULATE_USAGE = `smartmeter simulate --meter-type NAME [--key HEX] [--auth-key HEX]
-                    [--interval S] [--count N] [--seed N] [--out pty|-|PATH]
+                    [--interval S] [--search S] [--count N] [--seed N] [--out pty|-|PATH]
 
 Sends frames as that meter would, encrypted with the key and an increasing frame counter.
-Meter types: ${SIMULATED_METERS.join(", ")}.
+Meter types: ${METERS.join(", ")}. An amis meter (Netz OÖ) is an M-Bus master: it
+searches for its reader and sends a frame a second only while each one is answered (E5);
+to a file or stdout it writes its search and then its frames, as if a reader answered.
 
   --key HEX         encryption key (default: the demo key ${DEMO_KEY})
   --auth-key HEX    authentication key: burgenland then adds a GCM tag
-  --interval S      seconds between pushes (default 5)
+  --interval S      seconds between pushes (default 5; amis: 1)
+  --search S        amis: seconds between searches while no reader answers (default ${AMIS_SEARCH_SECONDS})
   --count N         stop after N pushes (default: run until stopped)
   --out pty         create a pseudo-terminal and print its path (default): point
                     dlms.port at it
@@ -48,7 +57,7 @@ export const DEMO_USAGE =
 A simulated meter through the whole pipeline: simulator → pseudo-terminal → serial port
 → framing, decryption, COSEM → readings on stdout. No setup, no hardware.
 
-  --meter-type NAME   ${SIMULATED_METERS.join(", ")} (default burgenland)
+  --meter-type NAME   ${METERS.join(", ")} (default burgenland)
   --count N           telegrams to show (default 5; 0 = until stopped)
   --interval S        seconds between pushes (default 1)
   --json              print the decode JSON lines instead of a summary
@@ -67,16 +76,16 @@ function number(name: string, text: string, min: number): number {
   return n;
 }
 
-function meterName(text: string | undefined, fallback?: SimulatedMeter): SimulatedMeter {
+function meterName(text: string | undefined, fallback?: Meter): Meter {
   if (text === undefined) {
     if (fallback) return fallback;
-    throw new UsageError(`--meter-type is required: one of ${SIMULATED_METERS.join(", ")}`);
+    throw new UsageError(`--meter-type is required: one of ${METERS.join(", ")}`);
   }
   const name = text.toLowerCase().replace(/-/g, "_");
-  const m = SIMULATED_METERS.find((x) => x.replace(/-/g, "_") === name);
+  const m = METERS.find((x) => x.replace(/-/g, "_") === name);
   if (!m) {
     throw new UsageError(
-      `--meter-type "${text}" cannot be simulated: use one of ${SIMULATED_METERS.join(", ")}`,
+      `--meter-type "${text}" cannot be simulated: use one of ${METERS.join(", ")}`,
     );
   }
   return m;
@@ -97,7 +106,8 @@ export async function simulateCommand(
   let interval: number;
   let count: number;
   let out: string;
-  let meter: SimulatedMeter;
+  let meter: Meter;
+  let search: number;
   try {
     const { values } = parseArgs({
       args,
@@ -105,7 +115,8 @@ export async function simulateCommand(
         "meter-type": { type: "string" },
         key: { type: "string" },
         "auth-key": { type: "string" },
-        interval: { type: "string", default: "5" },
+        interval: { type: "string" },
+        search: { type: "string", default: String(AMIS_SEARCH_SECONDS) },
         count: { type: "string", default: "0" },
         seed: { type: "string", default: "1" },
         out: { type: "string", default: "pty" },
@@ -118,9 +129,15 @@ export async function simulateCommand(
       return Exit.OK;
     }
     meter = meterName(values["meter-type"]);
-    interval = number("--interval", values.interval, 0);
+    interval = number("--interval", values.interval ?? (meter === "amis" ? "1" : "5"), 0);
+    search = number("--search", values.search, 0.1);
     count = number("--count", values.count, 0);
     out = values.out;
+    if (meter === "amis") {
+      const key = parseKeyOption("--key", values.key ?? DEMO_KEY);
+      const seed = number("--seed", values.seed, 0);
+      return await simulateAmis({ key, interval, search, count, seed, out }, io, ctx);
+    }
     sim = await MeterSimulator.create({
       meter,
       key: parseKeyOption("--key", values.key ?? DEMO_KEY),
@@ -229,7 +246,7 @@ export async function demoCommand(
   io: CommandIO,
   ctx: ProcessContext,
 ): Promise<number> {
-  let meter: SimulatedMeter;
+  let meter: Meter;
   let count: number;
   let interval: number;
   let json: boolean;
@@ -269,6 +286,7 @@ export async function demoCommand(
   const pty = PseudoTerminal.open();
   const config = validateConfig({
     logging: "info",
+    ...(meter === "amis" ? { meter_type: "amis" } : {}),
     dlms: {
       port: pty.path,
       baudrate: 9600,
@@ -286,23 +304,25 @@ export async function demoCommand(
     }), ${count || "endless"} telegram${count === 1 ? "" : "s"}, one every ${interval} s`,
   );
 
-  const sim = await MeterSimulator.create({
-    meter,
-    key: parseKeyOption("key", DEMO_KEY),
-    authKey: authKey ? parseKeyOption("auth key", authKey) : null,
-  });
   let decoded = 0;
   let failed = 0;
-  const simulator = (async () => {
-    await sleep(300, signal); // let the reader open the port first
-    for (let i = 0; !signal.aborted && (count === 0 || i < count + 2); i++) {
-      const t = await sim.next(new Date());
-      await pty.write(t.bytes);
-      await sleep(interval * 1000, signal);
-    }
-    // The reader could not keep up: do not wait forever.
-    stop.abort();
-  })();
+  const simulator = meter === "amis"
+    ? amisDemo(pty, interval, count, signal, stop, io)
+    : (async () => {
+      const sim = await MeterSimulator.create({
+        meter,
+        key: parseKeyOption("key", DEMO_KEY),
+        authKey: authKey ? parseKeyOption("auth key", authKey) : null,
+      });
+      await sleep(300, signal); // let the reader open the port first
+      for (let i = 0; !signal.aborted && (count === 0 || i < count + 2); i++) {
+        const t = await sim.next(new Date());
+        await pty.write(t.bytes);
+        await sleep(interval * 1000, signal);
+      }
+      // The reader could not keep up: do not wait forever.
+      stop.abort();
+    })();
   const status = await runDaemon({
     config,
     logger,
@@ -322,4 +342,36 @@ export async function demoCommand(
   pty.close();
   if (status !== Exit.OK) return status;
   return failed === 0 && (count === 0 || decoded >= count) ? Exit.OK : Exit.FAILED;
+}
+
+/**
+ * The demo's AMIS meter: it searches (every few seconds, not once a minute), is answered by
+ * the daemon, then sends a frame every `interval` s, each answered.
+ */
+async function amisDemo(
+  pty: PseudoTerminal,
+  interval: number,
+  count: number,
+  signal: AbortSignal,
+  stop: AbortController,
+  io: CommandIO,
+): Promise<void> {
+  io.err(
+    `The AMIS meter searches for its reader every ${DEMO_SEARCH_SECONDS} s here (a real one: once a minute) and sends data only while it is answered`,
+  );
+  const meter = await AmisSimulator.create({
+    key: parseKeyOption("key", DEMO_KEY),
+    framePeriodMs: interval * 1000,
+    searchPeriodMs: DEMO_SEARCH_SECONDS * 1000,
+  });
+  await sleep(300, signal); // let the reader open the port first
+  // The reader could not keep up: do not wait forever.
+  const limitMs = (DEMO_SEARCH_SECONDS + (count + 3) * interval) * 1000;
+  const limit = count > 0 ? setTimeout(() => stop.abort(), limitMs) : undefined;
+  try {
+    await runAmisMeter(pty, meter, count === 0 ? 0 : count + 2, signal);
+  } finally {
+    clearTimeout(limit);
+  }
+  stop.abort();
 }

@@ -23,7 +23,7 @@ export const AUTO_SETTINGS: readonly Omit<SerialOptions, "path">[] = [
   { baudRate: 2400, dataBits: 8, parity: "even", stopBits: 1 }, // M-Bus: TINETZ, Netz NÖ, Kaifa
   { baudRate: 2400, dataBits: 8, parity: "none", stopBits: 1 },
   { baudRate: 115200, dataBits: 8, parity: "none", stopBits: 1 }, // P1: Energienetze Steiermark
-  { baudRate: 9600, dataBits: 8, parity: "even", stopBits: 1 },
+  { baudRate: 9600, dataBits: 8, parity: "even", stopBits: 1 }, // IR: Netz OÖ AMIS (searching)
   { baudRate: 4800, dataBits: 8, parity: "none", stopBits: 1 },
   { baudRate: 19200, dataBits: 8, parity: "none", stopBits: 1 },
   { baudRate: 38400, dataBits: 8, parity: "none", stopBits: 1 },
@@ -38,7 +38,16 @@ export interface OpenSourceOptions {
   log: Log;
   /** How long to listen at each setting while probing, ms (pushes come every 1–15 s). */
   probeMs?: number;
+  /**
+   * How long to listen at 9600 8E1, ms: a Netz OÖ AMIS meter waiting for a reader sends
+   * one search frame a minute (default 62 s).
+   */
+  searchProbeMs?: number;
 }
+
+/** The line of the Netz OÖ AMIS meters, which search for their reader once a minute. */
+const SEARCHING_LINE = { baudRate: 9600, dataBits: 8, parity: "even", stopBits: 1 } as const;
+const SEARCH_PROBE_MS = 62_000;
 
 /** The byte source `config.port` names. */
 export async function sourceFromConfig(
@@ -59,6 +68,9 @@ export async function sourceFromConfig(
   return serialSource(config, opts);
 }
 
+/** How long an answer to the meter may wait for room in the port's output buffer, ms. */
+const REPLY_WRITE_MS = 100;
+
 /** A serial port as a byte source; with `baudrate: auto` the first open probes the line. */
 export function serialSource(config: SourceConfig, opts: OpenSourceOptions): ByteSource {
   let found: SerialOptions | null = config.baudRate === "auto" ? null : {
@@ -69,9 +81,23 @@ export function serialSource(config: SourceConfig, opts: OpenSourceOptions): Byt
     stopBits: config.stopBits,
   };
   let probes = 0;
+  /** The port open now, for the answers to the meter. */
+  let current: SerialPort | null = null;
   return {
     description: config.port,
     kind: "serial",
+    async write(bytes: Uint8Array) {
+      const port = current;
+      if (port === null || port.closed) {
+        throw new Error(`Cannot answer the meter: ${config.port} is not open`);
+      }
+      const n = await port.write(bytes, REPLY_WRITE_MS);
+      if (n < bytes.length) {
+        throw new Error(
+          `Cannot answer the meter: ${config.port} took ${n} of ${bytes.length} bytes in ${REPLY_WRITE_MS} ms`,
+        );
+      }
+    },
     async open(signal: AbortSignal) {
       let port: SerialPort;
       if (found) port = SerialPort.open(found);
@@ -82,15 +108,23 @@ export function serialSource(config: SourceConfig, opts: OpenSourceOptions): Byt
         port = probed.port;
         found = probed.options;
       }
-      return closingStream(port, signal);
+      current = port;
+      return closingStream(port, signal, () => {
+        if (current === port) current = null;
+      });
     },
   };
 }
 
 /** The port's stream; the port is closed when the stream ends, fails or is cancelled. */
-function closingStream(port: SerialPort, signal: AbortSignal): ReadableStream<Uint8Array> {
+function closingStream(
+  port: SerialPort,
+  signal: AbortSignal,
+  closed: () => void,
+): ReadableStream<Uint8Array> {
   const reader = port.readable({ signal }).getReader();
   const close = () => {
+    closed();
     try {
       port.close();
     } catch { /* already closed */ }
@@ -118,6 +152,8 @@ function closingStream(port: SerialPort, signal: AbortSignal): ReadableStream<Ui
 /**
  * Tries the {@link AUTO_SETTINGS} one after the other until a frame with a valid checksum
  * (or a whole bare APDU) arrives, and returns the open port with the settings that worked.
+ * An M-Bus master's search or data frame for the reader (Netz OÖ AMIS) counts, and is
+ * answered on the spot.
  * @throws {Error} when no setting gave a frame
  */
 export async function probeLine(
@@ -132,15 +168,32 @@ export async function probeLine(
     for (const setting of AUTO_SETTINGS) {
       if (signal.aborted) break;
       port.reconfigure(setting);
-      opts.log.info(`baudrate auto: listening at ${describeLine(setting)} on ${path}`);
+      const searching = describeLine(setting) === describeLine(SEARCHING_LINE);
+      const listenMs = searching
+        ? Math.max(probeMs, opts.searchProbeMs ?? SEARCH_PROBE_MS)
+        : probeMs;
+      opts.log.info(
+        `baudrate auto: listening at ${describeLine(setting)} on ${path}${
+          searching
+            ? ` for up to ${
+              Math.round(listenMs / 1000)
+            } s (a Netz OÖ AMIS meter searches for its reader once a minute)`
+            : ""
+        }`,
+      );
       const framer = new Framer();
-      const until = performance.now() + probeMs;
+      const until = performance.now() + listenMs;
       let bytes = 0;
       while (!signal.aborted && performance.now() < until) {
         const n = await port.read(buf, Math.max(1, until - performance.now()), signal);
         bytes += n;
         const events = framer.push(buf.subarray(0, n));
-        if (events.some((e) => e.kind === "payload")) {
+        // A meter that wants an answer (AMIS) gets it at once, here too: else it goes on
+        // searching, and the next search is a minute away.
+        for (const e of events) if (e.kind === "reply") await port.write(e.bytes, 100);
+        if (
+          events.some((e) => e.kind === "payload" || e.kind === "mbus-data" || e.kind === "reply")
+        ) {
           opts.log.info(
             `baudrate auto: frames arrive at ${
               describeLine(setting)

@@ -2,7 +2,10 @@
  * Byte sources behind one interface, and the loop that keeps one open.
  *
  * A {@link ByteSource} opens a `ReadableStream<Uint8Array>` of the meter's bytes: a serial
- * port, a TCP serial server, or a capture file. {@link readResilient} reads it forever: when
+ * port, a TCP serial server, or a capture file. Serial ports and TCP servers can also carry
+ * bytes back to the meter ({@link ByteSource.write}): only ever the answers the decoder
+ * decides (the M-Bus acknowledgement E5 a Netz OÖ AMIS meter waits for), written by
+ * {@link writeReplies}. A replayed capture answers nothing. {@link readResilient} reads it forever: when
  * the device vanishes (USB unplug) or the TCP peer closes, it logs once per outage, retries
  * with a capped backoff, and logs again when the bytes flow again.
  *
@@ -18,6 +21,30 @@ export interface ByteSource {
   readonly kind: "serial" | "tcp" | "file";
   /** Opens the source. Rejects when it cannot be opened (missing device, refused, ...). */
   open(signal: AbortSignal): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * Writes all of `bytes` to the meter over the connection open now; absent where nothing
+   * can go back (a capture file). Starts the write before it returns. Rejects when no
+   * connection is open or the bytes cannot be written at once.
+   */
+  write?(bytes: Uint8Array): Promise<void>;
+}
+
+/**
+ * Writes the decoder's answers to `source` at once, in order, without waiting: the meter
+ * wants them within 0.5 s, and the chunk's telegrams are decoded meanwhile. A source that
+ * cannot write (a replayed capture) is left alone; a failed write is passed to `failed`.
+ */
+export function writeReplies(
+  source: ByteSource,
+  replies: readonly Uint8Array[],
+  failed: (e: Error) => void,
+): void {
+  if (replies.length === 0 || source.write === undefined) return;
+  let chain: Promise<void> | null = null;
+  for (const reply of replies) {
+    chain = chain === null ? source.write(reply) : chain.then(() => source.write!(reply));
+  }
+  chain!.catch((e) => failed(e instanceof Error ? e : new Error(String(e))));
 }
 
 /** Retry delays: 0.5 s doubling to 5 s, so a replugged IR head is read again within seconds. */

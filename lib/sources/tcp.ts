@@ -1,6 +1,7 @@
 /**
  * A TCP serial server as a byte source (`tcp://host:port`: ser2net, ESP-Link, Tasmota
- * serial bridges). The meter's bytes arrive unchanged over the socket.
+ * serial bridges). The meter's bytes arrive unchanged over the socket, and the answers to
+ * the meter (the AMIS acknowledgement) go back the same way.
  *
  * @module
  */
@@ -18,12 +19,25 @@ export function parseTcpSpec(spec: string): { hostname: string; port: number } |
 
 /** A byte source reading from a TCP connection. */
 export function tcpSource(hostname: string, port: number): ByteSource {
+  const description = `tcp://${hostname}:${port}`;
+  /** The connection open now, for the answers to the meter. */
+  let current: Deno.Conn | null = null;
   return {
-    description: `tcp://${hostname}:${port}`,
+    description,
     kind: "tcp",
+    async write(bytes: Uint8Array) {
+      const conn = current;
+      if (conn === null) {
+        throw new Error(`Cannot answer the meter: ${description} is not connected`);
+      }
+      let at = 0;
+      while (at < bytes.length) at += await conn.write(bytes.subarray(at));
+    },
     async open(signal: AbortSignal) {
       const conn = await Deno.connect({ hostname, port });
+      current = conn;
       const onAbort = () => {
+        if (current === conn) current = null;
         try {
           conn.close();
         } catch { /* already closed */ }
@@ -36,10 +50,12 @@ export function tcpSource(hostname: string, port: number): ByteSource {
             const { value, done } = await reader.read();
             if (done) {
               signal.removeEventListener("abort", onAbort);
+              if (current === conn) current = null;
               controller.close();
             } else controller.enqueue(value);
           } catch (e) {
             signal.removeEventListener("abort", onAbort);
+            if (current === conn) current = null;
             if (signal.aborted) controller.close();
             else controller.error(e);
           }
