@@ -21,8 +21,9 @@
  * - While the broker is away nothing is queued (`queueQoSZero: false`); only the newest
  *   reading waits, and goes out with the announcement after the reconnect.
  * - Discovery is sent again when what we know about the device grows: the meter id
- *   (serial number) first seen, the manufacturer read from the system title, or named
- *   values the meter had not sent before.
+ *   (serial number) first seen, the manufacturer read from the system title (or the
+ *   manufacturer and model an OMS header names), or named values the meter had not sent
+ *   before.
  * - `<base>/meter` goes `offline` when no reading arrived for `meterTimeout` seconds, and
  *   `online` with the next one; the meter's entities need both availability topics.
  * - Energy registers that went backwards are removed before publishing (`EnergyGuard`).
@@ -525,6 +526,15 @@ export class MqttSink {
       // meters on one line) goes out with the next announcement, not with every telegram.
       if (this.#device.serialNumber === null) changed = true;
       this.#device.serialNumber = r.meter_id;
+    }
+    // An OMS header names the device itself (Netz OÖ AMIS: Siemens, AMIS TD-351x).
+    if (this.#device.manufacturer === null && r.manufacturer !== undefined) {
+      this.#device.manufacturer = r.manufacturer;
+      changed = true;
+    }
+    if (this.#device.model === null && r.model !== undefined) {
+      this.#device.model = r.model;
+      changed = true;
     }
     if (this.#device.manufacturer === null && r.system_title !== null) {
       const manufacturer = manufacturerFromSystemTitle(systemTitleBytes(r.system_title));
