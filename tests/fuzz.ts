@@ -12,6 +12,10 @@
  *     ├─ apdu        the APDU mutated, framed again (right CRCs)     ─▶ apdu, decrypt
  *     ├─ plaintext   the plaintext mutated, encrypted again          ─▶ axdr, cosem
  *     └─ generated   a random A-XDR body, encrypted and framed       ─▶ axdr, cosem
+ *
+ *   OMS targets (Netz OÖ AMIS, M-Bus CI 5B) take the same kinds: "apdu" mutates the
+ *   header and ciphertext, "plaintext" the decrypted records (encrypted again under mode
+ *   5), "generated" is random DIF/VIF records; all framed again with a right checksum.
  *     │
  *     ▼
  *   runCase: fresh Decoder, random chunks and arrival times, a shadow Framer fed the
@@ -39,7 +43,19 @@ import { BlockTransfer } from "../lib/dlms/transfer.ts";
 import { METER_TYPES } from "../lib/cosem/interpret.ts";
 import { Framer, type Framing } from "../lib/framing/framer.ts";
 import { encodeHdlcFrames } from "../lib/framing/hdlc.ts";
-import { encodeMbusFrames } from "../lib/framing/mbus.ts";
+import {
+  encodeMbusFrames,
+  encodeMbusLongFrame,
+  MBUS_CI_OMS_LONG_HEADER,
+} from "../lib/framing/mbus.ts";
+import {
+  configurationField,
+  OMS_BLOCK_LENGTH,
+  OMS_LONG_HEADER_LENGTH,
+  OMS_MODE_AES_CBC,
+  parseOmsHeader,
+} from "../lib/oms/header.ts";
+import { OMS_FILLER, OmsSecurity } from "../lib/oms/security.ts";
 import type { Layer } from "../lib/errors.ts";
 import { Decoder, type DecoderOptions, type TelegramResult } from "../lib/pipeline.ts";
 import type { Fixture } from "./fixtures.ts";
@@ -298,6 +314,19 @@ export interface CipherInfo {
   readonly invocationCounter: number;
 }
 
+/** An OMS telegram (Netz OÖ AMIS) taken apart: what re-encrypting and re-framing need. */
+export interface OmsTarget {
+  /** The C field of its long frame. */
+  readonly c: number;
+  /** The 12 header bytes after CI. */
+  readonly header: Uint8Array;
+  /** Header and ciphertext: the data after CI. */
+  readonly data: Uint8Array;
+  /** The decrypted records (null without the key). */
+  readonly plaintext: Uint8Array | null;
+  readonly security: OmsSecurity | null;
+}
+
 /** One fixture, taken apart layer by layer. */
 export interface Target {
   readonly name: string;
@@ -313,20 +342,45 @@ export interface Target {
   readonly cipher: CipherInfo | null;
   /** The decrypted APDU, or `apdu` itself when it is in the clear. */
   readonly plaintext: Uint8Array | null;
+  /** Its OMS telegram, for an OMS capture. */
+  readonly oms: OmsTarget | null;
 }
 
-/** The payloads a fresh Framer finds in `wire`. */
-function payloadsOf(wire: Uint8Array): { framing: Framing; payloads: Uint8Array[] } {
+/** The payloads (and OMS data) a fresh Framer finds in `wire`. */
+function payloadsOf(
+  wire: Uint8Array,
+): { framing: Framing; payloads: Uint8Array[]; oms: { c: number; data: Uint8Array } | null } {
   const framer = new Framer();
   const payloads: Uint8Array[] = [];
   let framing: Framing = "raw";
+  let oms: { c: number; data: Uint8Array } | null = null;
   for (const ev of [...framer.push(wire), ...framer.end()]) {
     if (ev.kind === "payload") {
       payloads.push(ev.payload);
       framing = ev.framing;
+    } else if (ev.kind === "mbus-data") {
+      oms ??= { c: ev.c, data: ev.data };
+      framing = "mbus";
     }
   }
-  return { framing, payloads };
+  return { framing, payloads, oms };
+}
+
+/** The OMS telegram of a capture, decrypted when the key is known. */
+async function omsTarget(
+  found: { c: number; data: Uint8Array },
+  key: Uint8Array | null,
+): Promise<OmsTarget> {
+  const header = parseOmsHeader(found.data);
+  const security = key ? await OmsSecurity.create(key) : null;
+  const plaintext = security ? await security.decrypt(header) : null;
+  return {
+    c: found.c,
+    header: found.data.slice(0, OMS_LONG_HEADER_LENGTH),
+    data: found.data,
+    plaintext,
+    security,
+  };
 }
 
 /** The whole APDU: the single payload, or the blocks of a transfer joined. */
@@ -353,7 +407,7 @@ export async function buildCorpus(fixtures: readonly Fixture[]): Promise<Target[
       authKey: f.authKey,
       systemTitle: f.systemTitle,
     };
-    const { framing, payloads } = payloadsOf(f.bytes);
+    const { framing, payloads, oms } = payloadsOf(f.bytes);
     const { apdu, blocks } = wholeApdu(payloads);
     let cipher: CipherInfo | null = null;
     let plaintext: Uint8Array | null = apdu;
@@ -375,7 +429,17 @@ export async function buildCorpus(fixtures: readonly Fixture[]): Promise<Target[
         }
       }
     }
-    out.push({ name: f.name, options, wire: f.bytes, framing, blocks, apdu, cipher, plaintext });
+    out.push({
+      name: f.name,
+      options,
+      wire: f.bytes,
+      framing,
+      blocks,
+      apdu,
+      cipher,
+      plaintext,
+      oms: oms ? await omsTarget(oms, f.key) : null,
+    });
   }
   return out;
 }
@@ -669,6 +733,11 @@ function optionsFor(rng: Rng, t: Target): DecoderOptions {
 function pickKind(rng: Rng, t: Target): InputKind {
   const r = rng.next();
   if (r < 0.1) return "random";
+  if (t.oms !== null) {
+    if (r < 0.35 || t.oms.plaintext === null) return "wire";
+    if (r < 0.55) return "apdu";
+    return r < 0.85 ? "plaintext" : "generated";
+  }
   if (r < 0.35 || t.plaintext === null) return "wire";
   if (r < 0.55) return "apdu";
   if (r < 0.85) return "plaintext";
@@ -681,6 +750,9 @@ export async function makeInput(rng: Rng, corpus: readonly Target[]): Promise<Fu
   const kind = pickKind(rng, t);
   const options = optionsFor(rng, t);
   const base = { kind, target: t.name, options };
+  if (t.oms !== null && kind !== "random" && kind !== "wire") {
+    return { ...base, ...await omsInput(rng, t, t.oms, kind, corpus) };
+  }
   switch (kind) {
     case "random":
       return { ...base, ops: [], bytes: randomInput(rng) };
@@ -706,6 +778,105 @@ export async function makeInput(rng: Rng, corpus: readonly Target[]): Promise<Fu
       return { ...base, ops: [], bytes: withNeighbours(rng, t, frameLike(rng, t, apdu)) };
     }
   }
+}
+
+// ─── OMS inputs ──────────────────────────────────────────────────────────────────────
+
+/** The most data a long frame holds after CI (L = 255: C, A, CI and 252 bytes). */
+const MBUS_MAX_DATA = 252;
+/** The most encrypted blocks the configuration field can announce. */
+const OMS_MAX_BLOCKS = 15;
+/** Offsets in the OMS long header: the access number, the configuration field. */
+const OMS_ACCESS_AT = 8;
+const OMS_CF_AT = 10;
+
+/** DIF/VIF heads of records, the AMIS ones and others a meter might send. */
+const OMS_HEADS: readonly (readonly number[])[] = [
+  [0x06, 0x6d],
+  [0x04, 0x6d],
+  [0x04, 0x03],
+  [0x04, 0x83, 0x3c],
+  [0x84, 0x10, 0xfb, 0x82, 0x73],
+  [0x84, 0x10, 0xfb, 0x82, 0xf3, 0x3c],
+  [0x04, 0x2b],
+  [0x04, 0xab, 0x3c],
+  [0x04, 0xfb, 0x14],
+  [0x04, 0xfb, 0x94, 0x3c],
+  [0x04, 0x83, 0xff, 0x04],
+  [0x07, 0x03],
+  [0x0c, 0x03],
+  [0x05, 0x2b],
+  [0x0d, 0x7c],
+  [0x44, 0x03],
+  [0x14, 0x2b],
+  [0x02, 0xfd, 0x17],
+  [0x2f],
+  [0x0f],
+];
+
+/** Random records: known heads with random data lengths and bytes, or random bytes. */
+function randomRecords(rng: Rng): Uint8Array {
+  const parts: Uint8Array[] = [Uint8Array.of(OMS_FILLER, OMS_FILLER)];
+  for (let n = rng.range(1, 12); n > 0; n--) {
+    if (rng.chance(0.1)) {
+      parts.push(rng.bytes(rng.smallLength(16)));
+      continue;
+    }
+    const head = rng.pick(OMS_HEADS);
+    parts.push(Uint8Array.from(head));
+    parts.push(rng.bytes(rng.chance(0.8) ? [0, 1, 2, 3, 4, 6, 8][rng.int(7)]! : rng.int(20)));
+  }
+  return concatBytes(parts);
+}
+
+/**
+ * `plain` encrypted under mode 5 for the target's address and a later access number,
+ * padded with fillers to whole blocks (at most 15), behind a header that announces them.
+ */
+async function encryptOms(rng: Rng, o: OmsTarget, plain: Uint8Array): Promise<Uint8Array> {
+  const blocks = Math.min(
+    OMS_MAX_BLOCKS,
+    Math.max(1, Math.ceil(plain.length / OMS_BLOCK_LENGTH)),
+  );
+  const padded = new Uint8Array(blocks * OMS_BLOCK_LENGTH).fill(OMS_FILLER);
+  padded.set(plain.subarray(0, padded.length));
+  const header = o.header.slice();
+  header[OMS_ACCESS_AT] = (header[OMS_ACCESS_AT]! + 1 + rng.int(200)) & 0xff;
+  const cf = configurationField(OMS_MODE_AES_CBC, blocks);
+  header[OMS_CF_AT] = cf & 0xff;
+  header[OMS_CF_AT + 1] = cf >> 8;
+  const address = parseOmsHeader(header).address;
+  const ciphertext = await o.security!.encrypt(address, header[OMS_ACCESS_AT]!, padded);
+  return concatBytes([header, ciphertext]);
+}
+
+/** The data after CI in a long frame to the reader, with a right checksum. */
+function frameOms(o: OmsTarget, data: Uint8Array): Uint8Array {
+  const body = data.subarray(0, MBUS_MAX_DATA);
+  return encodeMbusLongFrame(o.c, 0xf0, MBUS_CI_OMS_LONG_HEADER, body);
+}
+
+async function omsInput(
+  rng: Rng,
+  t: Target,
+  o: OmsTarget,
+  kind: InputKind,
+  corpus: readonly Target[],
+): Promise<{ ops: string[]; bytes: Uint8Array }> {
+  let data: Uint8Array;
+  let ops: string[] = [];
+  if (kind === "apdu" || o.plaintext === null) {
+    const pool = corpus.flatMap((c) => (c.oms ? [c.oms.data] : []));
+    ({ bytes: data, ops } = mutate(rng, o.data, pool));
+  } else if (kind === "plaintext") {
+    const pool = corpus.flatMap((c) => (c.oms?.plaintext ? [c.oms.plaintext] : []));
+    const mutated = mutate(rng, o.plaintext, pool);
+    ops = mutated.ops;
+    data = await encryptOms(rng, o, mutated.bytes);
+  } else {
+    data = await encryptOms(rng, o, randomRecords(rng));
+  }
+  return { ops, bytes: withNeighbours(rng, t, frameOms(o, data)) };
 }
 
 /** Sometimes puts the good capture, or garbage, before or after the hostile bytes. */

@@ -22,9 +22,18 @@
  * Wh, signed) under a manufacturer-specific VIFE ("AMIS-Zähler Kundenschnittstelle" 2021,
  * table 2, 2.4.2.8). Records that no rule places are left out.
  *
+ * Mode 5 has no authentication code: a damaged frame whose M-Bus checksum still adds up
+ * (two damaged bytes that cancel out) decrypts to one block of garbage and one with the
+ * damage in it, and would give wrong values. A complete profile therefore wants exactly
+ * its telegram: each of its registers and the time once, nothing but fillers besides, in
+ * any order. Every 16-byte block of an AMIS telegram holds a record head, so garbage in
+ * any block is caught.
+ *
  * @module
  */
 
+import { hex2 } from "../bytes.ts";
+import { ParseError } from "../errors.ts";
 import type { Interpretation, Register } from "../cosem/reading.ts";
 import type { NamedKey } from "../cosem/obis.ts";
 import { scale } from "../cosem/units.ts";
@@ -52,6 +61,8 @@ interface OmsProfile {
   /** Whether a header is this family's (when the meter type is "auto"). */
   readonly matches: (h: OmsHeader) => boolean;
   readonly registers: readonly ProfileRegister[];
+  /** The telegram holds exactly these registers and the time: anything else is damage. */
+  readonly complete: boolean;
 }
 
 const AMIS_MEDIUM = 0x0e;
@@ -63,6 +74,7 @@ export const AMIS_PROFILE: OmsProfile = {
   manufacturer: "Siemens",
   model: "AMIS TD-351x",
   matches: (h) => h.manufacturer === "SAM" && h.medium === AMIS_MEDIUM && h.id === AMIS_ID,
+  complete: true,
   registers: [
     { quantity: "energy", direction: "forward", tariff: 0, obis: "1-0:1.8.0", signed: false },
     { quantity: "energy", direction: "backward", tariff: 0, obis: "1-0:2.8.0", signed: false },
@@ -156,9 +168,16 @@ function schemeRegister(r: OmsRecord): { obis: string; signed: boolean } | null 
   return { obis: `1-0:${c}.${s.d}.${r.tariff}`, signed: true };
 }
 
+/** A record as its DIF, DIFEs, VIF and VIFEs in hex, for messages. */
+function head(r: OmsRecord): string {
+  return [r.dif, ...r.dife, r.vif, ...r.vife].map((b) => hex2(b).toUpperCase()).join(" ");
+}
+
 /**
  * The registers, time and device of one telegram.
  * @param pinned the meter type "amis" forces the AMIS profile whatever the header says
+ * @throws {ParseError} (layer "oms") when a complete profile's telegram lacks one of its
+ *   records, repeats one, or has one it does not know
  */
 export function interpretOms(
   header: OmsHeader,
@@ -170,18 +189,40 @@ export function interpretOms(
   let time: string | null = null;
   let clock: number | null = null;
   let timeSeen = false;
+  const complete = profile?.complete === true;
+  const damaged = (r: OmsRecord, why: string) =>
+    new ParseError(
+      "oms",
+      r.offset,
+      `${why} (record ${
+        head(r)
+      } at byte ${r.offset}): damaged frame (its checksum cannot catch every damage), or a meter firmware that sends a new record`,
+    );
+  const seen = new Set<ProfileRegister>();
   for (const r of records) {
-    if (!plain(r)) continue;
-    if (r.quantity === "date-time") {
-      if (timeSeen) continue;
-      const t = parseMbusDateTime(r.data);
-      if (t === null) continue;
+    const date = r.quantity === "date-time" && parseMbusDateTime(r.data) !== null;
+    if (!plain(r) || (r.quantity === "date-time" && !date)) {
+      if (complete) throw damaged(r, `Record not of the ${profile!.name} telegram`);
+      continue;
+    }
+    if (date) {
+      if (timeSeen) {
+        if (complete) throw damaged(r, `Second time in the ${profile!.name} telegram`);
+        continue;
+      }
+      const t = parseMbusDateTime(r.data)!;
       timeSeen = true;
       time = formatMbusDateTime(t);
       clock = mbusClockSeconds(t);
       continue;
     }
-    const rule = profileRegister(profile, r) ?? schemeRegister(r);
+    const own = profileRegister(profile, r);
+    if (own !== undefined && seen.has(own) && complete) {
+      throw damaged(r, `Second ${own.obis} in the ${profile!.name} telegram`);
+    }
+    if (own !== undefined) seen.add(own);
+    else if (complete) throw damaged(r, `Record not of the ${profile!.name} telegram`);
+    const rule = own ?? schemeRegister(r);
     if (!rule) continue;
     const raw = recordNumber(r, rule.signed);
     if (raw === null || !Number.isFinite(raw)) continue;
@@ -192,6 +233,19 @@ export function interpretOms(
       ...("named" in rule && rule.named !== undefined ? { named: rule.named } : {}),
     };
     registers.push(register);
+  }
+  if (complete) {
+    const missing = profile!.registers.filter((x) => !seen.has(x)).map((x) => x.obis);
+    if (!timeSeen) missing.unshift("the time");
+    if (missing.length > 0) {
+      throw new ParseError(
+        "oms",
+        0,
+        `${profile!.name} telegram without ${
+          missing.join(", ")
+        }: damaged frame (its checksum cannot catch every damage), or a meter firmware that sends other records`,
+      );
+    }
   }
   return {
     layout: profile?.name ?? "oms",
