@@ -1083,6 +1083,16 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
         "9600): if nothing is read, remove dlms.baudrate or set it to auto",
     );
   }
+  if (
+    meterType.toLowerCase() === "amis" && baudRate !== "auto" &&
+    (baudRate !== 9600 || parity !== "even")
+  ) {
+    r.warn(
+      baudRate !== 9600 ? "dlms.baudrate" : "dlms.parity",
+      `${baudRate} baud, parity ${parity.toUpperCase()} with meter_type amis, whose meters ` +
+        "talk 9600 8E1: if nothing is read, remove dlms.baudrate and dlms.parity",
+    );
+  }
   const { mqtt, password } = readMqtt(r, m, opts);
 
   if (r.problems.length > 0) throw new ConfigError(r.problems);

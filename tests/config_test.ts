@@ -455,6 +455,27 @@ Deno.test("validateConfig() sets 9600 8E1 for meter_type amis unless the line is
   }
 });
 
+Deno.test("validateConfig() warns when meter_type amis is given another line than 9600 8E1", () => {
+  const opts: LoadOptions = { meterTypes: [...METER_TYPES, "amis"] };
+  deepEqual(validateConfig({ meter_type: "amis" }, opts).warnings.map((w) => w.path), ["dlms.key"]);
+  deepEqual(
+    validateConfig({ meter_type: "amis", dlms: { baudrate: "auto", parity: "NONE" } }, opts)
+      .warnings.map((w) => w.path),
+    ["dlms.key"],
+  );
+  const none = validateConfig(
+    { meter_type: "amis", dlms: { baudrate: 9600, parity: "NONE" } },
+    opts,
+  );
+  deepEqual(none.warnings.at(-1), {
+    path: "dlms.parity",
+    message: "9600 baud, parity NONE with meter_type amis, whose meters talk 9600 8E1: if " +
+      "nothing is read, remove dlms.baudrate and dlms.parity",
+  });
+  const slow = validateConfig({ meter_type: "amis", dlms: { baudrate: 2400 } }, opts);
+  equal(slow.warnings.at(-1)?.path, "dlms.baudrate");
+});
+
 Deno.test("validateConfig() reads parity letters and names in any case", async (t) => {
   for (
     const [given, want] of [
