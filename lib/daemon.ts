@@ -270,6 +270,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     ) {
       const fed = decoder.feed(chunk, now());
       writeReplies(source, fed.replies, (e) => {
+        if (signal.aborted) return; // the port closing as we stop
         const msg = folder.line(`Cannot answer the meter: ${e.message}`, now());
         if (msg) log.warning(msg);
       });

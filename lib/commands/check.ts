@@ -144,7 +144,9 @@ async function checkMeter(
       })
     ) {
       const fed = decoder.feed(chunk, performance.now());
-      writeReplies(source, fed.replies, (e) => errors.push(`answer: ${e.message}`));
+      writeReplies(source, fed.replies, (e) => {
+        if (!signal.aborted) errors.push(`answer: ${e.message}`); // not the port closing
+      });
       for (const r of await fed.results) {
         if (r.ok) decoded ??= r;
         else errors.push(`${r.stage}: ${r.error}`);
