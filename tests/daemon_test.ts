@@ -1,5 +1,11 @@
 import { deepEqual, equal, match, ok as assert, rejects } from "node:assert/strict";
-import { judgeHealth, type ReadingSink, RepeatFolder, runDaemon } from "../lib/daemon.ts";
+import {
+  judgeHealth,
+  type ReadingSink,
+  RepeatFolder,
+  runDaemon,
+  summaryLine,
+} from "../lib/daemon.ts";
 import { validateConfig } from "../lib/config.ts";
 import { METER_TYPES } from "../lib/cosem/interpret.ts";
 import type { Reading } from "../lib/cosem/reading.ts";
@@ -459,4 +465,141 @@ Deno.test("runDaemon stopped by its signal reports no failure for a live source"
   equal(await run, 0);
   equal(sink.diagnostics.length, 0, "no telegram result at all");
   match(lines.join("\n"), /Stopping: 0 telegrams decoded, 0 failed/);
+});
+
+/** A sink that takes readings only while `open` is true, like MQTT with a backed-up socket. */
+class StallingSink extends RecordingSink {
+  open = true;
+  readyCalls = 0;
+  #waiters: ((ok: boolean) => void)[] = [];
+  get writable() {
+    return this.open;
+  }
+  ready(timeoutMs: number): Promise<boolean> {
+    this.readyCalls++;
+    if (this.open) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.#waiters.push((ok) => {
+        clearTimeout(timer);
+        resolve(ok);
+      });
+    });
+  }
+  override publishReading(r: Reading) {
+    if (!this.open) throw new Error("a reading was given while the sink could not take it");
+    super.publishReading(r);
+  }
+  setOpen(open: boolean) {
+    this.open = open;
+    if (open) { for (const w of this.#waiters.splice(0)) w(true); }
+  }
+}
+
+Deno.test("runDaemon reads a capture only as fast as the sink takes it: a stall pauses the file, nothing is lost", async () => {
+  const frames = await pushes("noe_evn", 12);
+  let pulled = 0;
+  const source: ByteSource = {
+    description: "capture.hex",
+    kind: "file",
+    open: () =>
+      Promise.resolve(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (pulled === frames.length) c.close();
+            else c.enqueue(frames[pulled++]!);
+          },
+        }, { highWaterMark: 0 }),
+      ),
+  };
+  const sink = new StallingSink();
+  const { logger } = memoryLogger();
+  const run = runDaemon({
+    config: config(),
+    logger,
+    signal: new AbortController().signal,
+    version: "test",
+    source,
+    createSink: () => sink,
+    onResult: (r) => {
+      // The broker stops taking states after the third telegram.
+      if (r.ok && r.reading.frame_counter === 3) sink.setOpen(false);
+    },
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  equal(sink.readings.length, 2, "the third reading waits for the sink");
+  assert(pulled <= 4, `the file is not read ahead while the sink stalls (${pulled} chunks read)`);
+  sink.setOpen(true);
+  equal(await run, 0);
+  deepEqual(sink.readings.map((r) => r.frame_counter), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+});
+
+Deno.test("runDaemon does not hold back a live source for a stalled sink", async () => {
+  const frames = await pushes("noe_evn", 5);
+  const sink = new StallingSink();
+  sink.open = false;
+  const ac = new AbortController();
+  const received: number[] = [];
+  const { logger } = memoryLogger();
+  sink.publishReading = (r) => void received.push(r.frame_counter!); // takes all, never asked
+  const run = runDaemon({
+    config: config(),
+    logger,
+    signal: ac.signal,
+    version: "test",
+    source: streamSource([frames], "tcp"),
+    createSink: () => sink,
+    onResult: (r) => {
+      if (r.ok && r.reading.frame_counter === 5) ac.abort();
+    },
+  });
+  equal(await run, 0);
+  deepEqual(received, [1, 2, 3, 4, 5]);
+  equal(sink.readyCalls, 0, "a live meter never waits for the broker");
+});
+
+Deno.test("summaryLine() sums up an hour: decoded, failed, published and superseded", () => {
+  const from = { at: 0, decoded: 10, failed: 1, published: 4, superseded: 6 };
+  const to = { at: 3_600_000, decoded: 730, failed: 1, published: 124, superseded: 606 };
+  equal(
+    summaryLine(from, to),
+    "Last 60 min: 720 telegrams decoded, 0 failed; 120 states published, 600 superseded " +
+      "(newer ones replaced them within the publish interval or while MQTT was slow or away)",
+  );
+  equal(
+    summaryLine({ at: 0, decoded: 0, failed: 0 }, { at: 60_000, decoded: 3, failed: 2 }),
+    "Last 1 min: 3 telegrams decoded, 2 failed",
+  );
+});
+
+Deno.test("runDaemon logs the hourly summary with the sink's counts", async () => {
+  const frames = await pushes("noe_evn", 3);
+  const sink = new RecordingSink() as RecordingSink & {
+    stats: { published: number; superseded: number };
+  };
+  sink.stats = { published: 0, superseded: 0 };
+  sink.publishReading = function (r) {
+    this.readings.push(r);
+    this.stats.published++;
+  };
+  let clock = 0;
+  const ac = new AbortController();
+  const { logger, lines } = memoryLogger();
+  const run = runDaemon({
+    config: config(),
+    logger,
+    signal: ac.signal,
+    version: "test",
+    source: streamSource([frames], "tcp"),
+    createSink: () => sink,
+    now: () => clock,
+    healthEveryMs: 10,
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  clock = 3_600_000;
+  await new Promise((r) => setTimeout(r, 100));
+  ac.abort();
+  await run;
+  const summary = lines.find((l) => l.includes("Last 60 min"));
+  match(summary ?? "", /3 telegrams decoded, 0 failed; 3 states published, 0 superseded/);
 });

@@ -264,6 +264,7 @@ Deno.test({
           "smartmeter_telegrams_failed",
           "smartmeter_last_error",
           "smartmeter_last_telegram",
+          "smartmeter_states_superseded",
         ]);
         const energy = payload.components.smartmeter_total_energy_consumed;
         equal(energy.unique_id, "smartmeter_total_energy_consumed");
@@ -282,7 +283,14 @@ Deno.test({
         for (const s of states) deepStrictEqual(s, buildState(e450()));
         deepStrictEqual(
           JSON.parse((await watcher().next(TOPICS.diagnostics, "diagnostics")).payload),
-          { decoded: 1, failed: 0, last_error: null, last_telegram: "2023-03-28T19:11:20+02:00" },
+          {
+            decoded: 1,
+            failed: 0,
+            last_error: null,
+            last_telegram: "2023-03-28T19:11:20+02:00",
+            published: 1,
+            superseded: 0,
+          },
         );
         ok(sink.stats.published >= 1);
         ok(sink.stats.discoveryPublished >= 1);
@@ -318,6 +326,7 @@ Deno.test({
           "smartmeter_telegrams_failed",
           "smartmeter_last_error",
           "smartmeter_last_telegram",
+          "smartmeter_states_superseded",
         ]);
         const single: Reading = {
           ...e450(),
@@ -336,6 +345,7 @@ Deno.test({
           "smartmeter_telegrams_failed",
           "smartmeter_last_error",
           "smartmeter_last_telegram",
+          "smartmeter_states_superseded",
         ]);
         sink.publishReading(single);
         await sleep(300);
@@ -844,5 +854,74 @@ Deno.test({
       } finally {
         await sink.stop();
       }
+    }),
+});
+
+Deno.test({
+  name:
+    "MqttSink counts every state it supersedes while a frozen broker stalls the socket: published + superseded = given",
+  ignore: missing !== null,
+  fn: () =>
+    withBroker(async (broker, watcher) => {
+      const { sink } = makeSink({ ...config(broker.port), publishInterval: 0 });
+      let given = 0;
+      try {
+        sink.start();
+        sink.publishReading(e450(given++));
+        await watcher().next(TOPICS.state, "first state");
+        ok(sink.writable, "connected and drained: a reading given now goes out at once");
+        // A broker that stops reading (SIGSTOP): the kernel's socket buffers fill up, then
+        // the client's own backlog passes its limit and only the newest state waits.
+        broker.pause();
+        while (sink.stats.superseded < 1_000) {
+          for (let i = 0; i < 100; i++) sink.publishReading(e450(given++));
+          await sleep(2); // lets the socket write what the kernel still takes
+          ok(given < 1_000_000, "the socket never backed up");
+        }
+        ok(!sink.writable, "the socket is backed up");
+        equal(sink.stats.published + sink.stats.superseded + 1, given, "one state still waits");
+        equal(await sink.ready(200), false, "not ready while the broker is frozen");
+        broker.resume();
+        equal(await sink.ready(10_000), true, "ready again once the socket drained");
+        await waitUntil(
+          () =>
+            watcher().on(TOPICS.state).some((m) =>
+              JSON.parse(m.payload).energy_import_wh === given - 1
+            ),
+          "the newest state",
+        );
+        sink.setDiagnostics({ decoded: given, failed: 0, lastError: null, lastTelegram: null });
+        const d = await waitUntil(
+          () => watcher().on(TOPICS.diagnostics).length > 0,
+          "diagnostics",
+        ).then(() => JSON.parse(watcher().on(TOPICS.diagnostics).at(-1)!.payload));
+        equal(d.published + d.superseded, given, "the diagnostics JSON adds up");
+      } finally {
+        broker.resume(); // a frozen broker would hold every close below
+        await sink.stop();
+      }
+      equal(sink.stats.published + sink.stats.superseded, given, "nothing unaccounted for");
+    }),
+});
+
+Deno.test({
+  name: "MqttSink counts the state that was still waiting at stop as superseded",
+  ignore: missing !== null,
+  fn: () =>
+    withBroker(async (broker, watcher) => {
+      const { sink } = makeSink({ ...config(broker.port), publishInterval: 3600 });
+      sink.start();
+      sink.publishReading(e450(1));
+      await watcher().next(TOPICS.state, "first state");
+      sink.publishReading(e450(2)); // waits for the interval
+      sink.publishReading(e450(3)); // supersedes 2
+      equal(sink.stats.superseded, 1);
+      await broker.stop(); // 3 can no longer go out
+      await waitUntil(() => !sink.connected, "the sink to notice");
+      await sink.stop();
+      deepStrictEqual(
+        { published: sink.stats.published, superseded: sink.stats.superseded },
+        { published: 1, superseded: 2 },
+      );
     }),
 });

@@ -101,7 +101,9 @@ const AUTH_REFUSALS: Readonly<Record<number, string>> = {
 /**
  * Sends the newest pushed value at most once per interval: at once when the last send is
  * an interval ago, otherwise when the interval is over. A value that cannot be sent (the
- * broker is away) stays until {@link flush} succeeds or a newer one replaces it.
+ * broker is away, the socket is backed up) stays until {@link flush} succeeds or a newer one
+ * replaces it. Every value that never went out (replaced, or still waiting when the sink
+ * stops) is counted by `onSuperseded`, so that given = sent + superseded always holds.
  */
 class Throttle<T> {
   #pending: T | null = null;
@@ -112,9 +114,11 @@ class Throttle<T> {
     private readonly intervalMs: number,
     private readonly now: () => number,
     private readonly send: (value: T) => boolean,
+    private readonly onSuperseded: () => void = () => {},
   ) {}
 
   push(value: T): void {
+    if (this.#pending !== null) this.onSuperseded();
     this.#pending = value;
     const wait = this.#lastSent + this.intervalMs - this.now();
     if (wait <= 0) this.flush();
@@ -134,19 +138,27 @@ class Throttle<T> {
     return true;
   }
 
+  /** Stops the timer; a value still pending is dropped and counted as superseded. */
   cancel(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#pending !== null) {
+      this.#pending = null;
+      this.onSuperseded();
+    }
   }
 }
 
 /** Publishes readings, discovery and availability to an MQTT broker for Home Assistant. */
 export class MqttSink {
   /**
-   * `published`: readings sent as state; `reconnects`: connections re-established after
-   * one was lost; `discoveryPublished`: discovery messages sent.
+   * `published`: readings sent as state; `superseded`: readings that never went out, because
+   * a newer one replaced them while they waited (the publish interval, a backed-up socket,
+   * the broker away) or the sink stopped first. Every reading given to
+   * {@link publishReading} ends up in exactly one of the two. `reconnects`: connections
+   * re-established after one was lost; `discoveryPublished`: discovery messages sent.
    */
-  readonly stats = { published: 0, reconnects: 0, discoveryPublished: 0 };
+  readonly stats = { published: 0, superseded: 0, reconnects: 0, discoveryPublished: 0 };
 
   readonly #config: MqttConfig;
   readonly #device: DeviceInfo;
@@ -188,7 +200,12 @@ export class MqttSink {
     const birth = `${this.#device.discoveryPrefix}/status`;
     this.#statusTopics = birth === HA_STATUS_TOPIC ? [HA_STATUS_TOPIC] : [HA_STATUS_TOPIC, birth];
     const intervalMs = Math.max(0, opts.config.publishInterval) * 1000;
-    this.#state = new Throttle(intervalMs, this.#now, (r) => this.#sendState(r));
+    this.#state = new Throttle(
+      intervalMs,
+      this.#now,
+      (r) => this.#sendState(r),
+      () => this.stats.superseded++,
+    );
     this.#diagnostics = new Throttle(intervalMs, this.#now, (d) => this.#sendDiagnostics(d));
   }
 
@@ -223,21 +240,54 @@ export class MqttSink {
   }
 
   /**
+   * Whether a reading given now goes out at once: connected, and the socket is not backed
+   * up. (With a publish interval it may still wait for the interval.)
+   */
+  get writable(): boolean {
+    return this.connected && !this.#congested();
+  }
+
+  /**
    * Resolves true once the broker has accepted the connection (at once when it has), false
    * after `timeoutMs` or when the sink stops first.
    */
   whenConnected(timeoutMs: number): Promise<boolean> {
-    if (this.connected) return Promise.resolve(true);
+    return this.#until(() => this.connected, timeoutMs);
+  }
+
+  /**
+   * Resolves true once the sink is {@link writable} (at once when it is), false after
+   * `timeoutMs` or when the sink stops first. A capture replay waits on it before each
+   * reading, so that it is read only as fast as the broker takes the states.
+   */
+  ready(timeoutMs: number): Promise<boolean> {
+    return this.#until(() => this.writable, timeoutMs);
+  }
+
+  /** Waiters of {@link #until}: each checks its condition again on connect and drain. */
+  readonly #waiters = new Set<(stopping: boolean) => void>();
+
+  #until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (condition()) return Promise.resolve(true);
     if (this.#stopped) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         clearTimeout(timer);
-        this.#connectWaiters.delete(done);
+        this.#waiters.delete(check);
         resolve(ok);
       };
+      const check = (stopping: boolean) => {
+        if (stopping) done(false);
+        else if (condition()) done(true);
+      };
       const timer = setTimeout(() => done(false), timeoutMs);
-      this.#connectWaiters.add(done);
+      this.#waiters.add(check);
     });
+  }
+
+  /** Lets the waiters check their condition again (or give up, when stopping). */
+  #wake(stopping = false): void {
+    for (const check of [...this.#waiters]) check(stopping);
   }
 
   /**
@@ -253,7 +303,7 @@ export class MqttSink {
       this.#diagnostics.flush();
     }
     this.#stopped = true;
-    for (const waiter of [...this.#connectWaiters]) waiter(false);
+    this.#wake(true);
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#announceTimer);
     clearTimeout(this.#meterTimer);
@@ -266,7 +316,12 @@ export class MqttSink {
     }
     if (!clean) dropInFlight(client);
     await client.endAsync(!clean);
-    this.#log("info", "Disconnected from the MQTT broker");
+    this.#log("info", `Disconnected from the MQTT broker: ${this.#tally()}`);
+  }
+
+  /** What became of the readings: `12 states published, 3 superseded`. */
+  #tally(): string {
+    return `${this.stats.published} states published, ${this.stats.superseded} superseded`;
   }
 
   // ---- connection ----
@@ -312,10 +367,7 @@ export class MqttSink {
     return mqttClientOptions(this.#config, this.#topics.availability);
   }
 
-  readonly #connectWaiters = new Set<(ok: boolean) => void>();
-
   #onConnect(client: MqttClient): void {
-    for (const waiter of [...this.#connectWaiters]) waiter(true);
     if (this.#everConnected) this.stats.reconnects++;
     const after = this.#attempts > 1 ? ` after ${this.#attempts} attempts` : "";
     this.#log("info", `Connected to the MQTT broker ${this.#brokerUrl()}${after}`);
@@ -331,6 +383,7 @@ export class MqttSink {
       }
     });
     this.#scheduleAnnounce();
+    this.#wake();
   }
 
   #onError(e: Error): void {
@@ -433,6 +486,8 @@ export class MqttSink {
       failed: d.failed,
       last_error: d.lastError,
       last_telegram: d.lastTelegram,
+      published: this.stats.published,
+      superseded: this.stats.superseded,
     });
     if (!this.#publish(this.#topics.diagnostics, json, 0, false)) return false;
     this.#lastDiagnostics = json;
@@ -469,6 +524,7 @@ export class MqttSink {
         if (this.#stopped) return;
         this.#state.flush();
         this.#diagnostics.flush();
+        this.#wake();
       });
     }
     return true;

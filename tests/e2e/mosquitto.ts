@@ -75,6 +75,10 @@ export interface Broker {
   start(): Promise<void>;
   /** Kills Mosquitto and waits until it exited. */
   stop(): Promise<void>;
+  /** Freezes Mosquitto (SIGSTOP): connections stay open, nothing is read or answered. */
+  pause(): void;
+  /** Lets a paused Mosquitto run again (SIGCONT). */
+  resume(): void;
   /** `stop()`, then removes the temporary directory. */
   close(): Promise<void>;
   /** Mosquitto's log, for failure messages. */
@@ -259,11 +263,18 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       if (c === null) return;
       child = null;
       try {
+        c.kill("SIGCONT"); // a paused broker could not act on the SIGTERM
         c.kill("SIGTERM");
       } catch {
         // already exited
       }
       await c.status;
+    },
+    pause() {
+      child?.kill("SIGSTOP");
+    },
+    resume() {
+      child?.kill("SIGCONT");
     },
     async close() {
       await broker.stop();
