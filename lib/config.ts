@@ -870,8 +870,22 @@ function readHost(r: Reader, v: unknown, env: LoadOptions["env"]): string {
       `give only the host name, without "${trimmed.split("//")[0]}//": the port goes in ` +
         "mqtt.port and TLS in mqtt.tls",
     );
+  } else if (trimmed.includes("@")) {
+    // Never shown: what comes before the "@" may be a password.
+    r.problem(
+      path,
+      'must not hold a user name or password ("…@"): put the user name in mqtt.user and ' +
+        "the password in mqtt.password",
+    );
   } else if (/[\s/]/.test(trimmed)) {
     r.problem(path, `must be a host name or address without spaces or "/", got ${shown(host)}`);
+  } else if (/^\[[0-9a-fA-F:.]+\]$/.test(trimmed)) {
+    return trimmed.slice(1, -1); // an IPv6 literal in brackets, as in a URL
+  } else if (/^[^:]+:\d*$/.test(trimmed)) {
+    r.problem(
+      path,
+      `give only the host name or address: the port goes in mqtt.port, got ${shown(host)}`,
+    );
   }
   return trimmed;
 }
