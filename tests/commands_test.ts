@@ -121,9 +121,9 @@ Deno.test({
       const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`);
       const states: string[] = [];
       watcher.on("message", (topic, payload) => {
-        if (topic === "smartmeter/state") states.push(payload.toString());
+        if (topic === "smartmeter_demo/state") states.push(payload.toString());
       });
-      await watcher.subscribeAsync("smartmeter/#");
+      await watcher.subscribeAsync("smartmeter_demo/#");
       const r = await run([
         "demo",
         "--count",
@@ -290,4 +290,34 @@ Deno.test("simulate --out /dev/pts/N writes raw frames into a serial line", asyn
   } finally {
     pty.close();
   }
+});
+
+Deno.test({
+  name: "demo never shows the password of an --mqtt URL, in a usage error or a refusal",
+  ignore: brokerMissing() !== null,
+  async fn() {
+    for (const url of ["mqtt://meter:s3cret@ho st:1883", "mqtt://meter:s3cret@127.0.0.1:99999"]) {
+      const r = await run(["demo", "--count", "1", "--mqtt", url]);
+      equal(r.status, 2, url);
+      match(r.err[0]!, /^smartmeter demo: --mqtt must be a URL like mqtt:\/\/localhost:1883/);
+      assert(!r.err.join("\n").includes("s3cret"), r.err.join("\n"));
+    }
+    const broker = await startBroker({ users: { meter: "right" } });
+    try {
+      const r = await run([
+        "demo",
+        "--count",
+        "2",
+        "--interval",
+        "0.2",
+        "--mqtt",
+        `mqtt://meter:s3cret%21@127.0.0.1:${broker.port}`,
+      ]);
+      const all = [...r.out, ...r.err].join("\n");
+      match(all, /refused the connection: not authorized/);
+      assert(!/s3cret/.test(all), all);
+    } finally {
+      await broker.close();
+    }
+  },
 });
