@@ -321,3 +321,54 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "check sends a test message through the broker and names a broker that connects " +
+    "but does not deliver (an ACL that only allows reading)",
+  ignore: brokerMissing() !== null,
+  async fn(t) {
+    const f = fixture("netznoe_kaifa-ma309_1");
+    const readOnly = await startBroker({
+      users: { meter: "pw" },
+      acl: "user meter\ntopic read #\n",
+    });
+    const readWrite = await startBroker({
+      users: { meter: "pw" },
+      acl: "user meter\ntopic readwrite smartmeter/#\n",
+    });
+    try {
+      await withDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/capture.hex`, f.hex);
+        const cfg = async (port: number, version: number) => {
+          const path = `${dir}/${port}-${version}.yaml`;
+          await Deno.writeTextFile(
+            path,
+            `dlms:\n  port: ${dir}/capture.hex\n  key: "${f.raw.key}"\nmqtt:\n  host: 127.0.0.1\n  port: ${port}\n  user: meter\n  password: pw\n  protocol_version: ${version}\n`,
+          );
+          return path;
+        };
+        for (const version of [4, 5]) {
+          await t.step(`MQTT ${version === 4 ? "3.1.1" : "5"}: read-only is refused`, async () => {
+            const r = await run(["check", "-c", await cfg(readOnly.port, version)]);
+            equal(r.status, 1, r.out.join("\n"));
+            match(
+              r.out.join("\n"),
+              /✗ MQTT: connected to mqtt:\/\/127\.0\.0\.1:\d+ as user "meter", but the broker does not deliver: .*"smartmeter\/check"/,
+            );
+          });
+          await t.step(`MQTT ${version === 4 ? "3.1.1" : "5"}: read-write passes`, async () => {
+            const r = await run(["check", "-c", await cfg(readWrite.port, version)]);
+            equal(r.status, 0, r.out.join("\n"));
+            match(
+              r.out.join("\n"),
+              /✓ MQTT: connected to mqtt:\/\/127\.0\.0\.1:\d+ as user "meter"; a test message to "smartmeter\/check" came back/,
+            );
+          });
+        }
+      });
+    } finally {
+      await readOnly.close();
+      await readWrite.close();
+    }
+  },
+});

@@ -12,7 +12,7 @@ import { Decoder, type TelegramResult } from "../pipeline.ts";
 import { parseMeterType } from "../cosem/interpret.ts";
 import { readResilient } from "../sources/source.ts";
 import { describeLine, sourceFromConfig } from "../sources/open.ts";
-import { probeMqtt } from "../sinks/mqtt.ts";
+import { describeUser, probeMqtt, probeTopic } from "../sinks/mqtt.ts";
 import { supervisorMqtt } from "../supervisor.ts";
 import { memoryLogger } from "../log.ts";
 import { type CommandIO, Exit, type ProcessContext, secondsOption, UsageError } from "./io.ts";
@@ -21,7 +21,8 @@ import { BadConfig, findConfigPath, readConfig } from "./setup.ts";
 export const CHECK_USAGE = `smartmeter check [--config FILE] [--seconds N] [--no-mqtt]
 
 Validates the config, listens to the meter until one telegram decodes (at most N
-seconds, default 30), and tries the MQTT broker. Prints what it found and what to do.
+seconds, default 30), and tries the MQTT broker: a test message to <prefix>/<device_id>/check
+must come back. Prints what it found and what to do.
 Exit status: 0 all good, 1 something failed, 78 the config is bad.`;
 
 /** `smartmeter check`. */
@@ -199,6 +200,10 @@ async function checkMqtt(config: Config, io: CommandIO, ctx: ProcessContext): Pr
     io.out(`✗ MQTT: ${problem}`);
     return false;
   }
-  io.out(`✓ MQTT: connected to ${c.tls ? "mqtts" : "mqtt"}://${c.host}:${c.port}`);
+  io.out(
+    `✓ MQTT: connected to ${c.tls ? "mqtts" : "mqtt"}://${c.host}:${c.port} ${
+      describeUser(c)
+    }; a test message to "${probeTopic(c)}" came back`,
+  );
   return true;
 }
