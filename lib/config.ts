@@ -122,10 +122,20 @@ export interface ConfigProblem {
 export class ConfigError extends Error {
   override name = "ConfigError";
   readonly problems: ConfigProblem[];
+  /** What else was found: warnings, unknown and obsolete keys (`check` lists them too). */
+  readonly notes: Pick<Config, "warnings" | "unknown" | "obsolete">;
 
-  constructor(problems: ConfigProblem[]) {
+  constructor(
+    problems: ConfigProblem[],
+    notes: Pick<Config, "warnings" | "unknown" | "obsolete"> = {
+      warnings: [],
+      unknown: [],
+      obsolete: [],
+    },
+  ) {
     super(problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
     this.problems = problems;
+    this.notes = notes;
   }
 }
 
@@ -1080,7 +1090,11 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
     env: "SMARTMETER_AUTH_KEY",
   }, opts);
   if (key.key === null && key.source === null) {
-    r.warn("dlms.key", "not set: only unencrypted meters can be read");
+    r.warn(
+      "dlms.key",
+      "not set: only unencrypted meters can be read (Austrian meters encrypt: ask your grid " +
+        "operator for the key)",
+    );
   }
   if (meterType.toLowerCase() === "noe_evn" && baudRate === 9600) {
     r.warn(
@@ -1091,7 +1105,13 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
   }
   const { mqtt, password } = readMqtt(r, m, opts);
 
-  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  if (r.problems.length > 0) {
+    throw new ConfigError(r.problems, {
+      warnings: r.warnings,
+      unknown: r.unknown,
+      obsolete: r.obsolete,
+    });
+  }
   return {
     logging,
     meterType,

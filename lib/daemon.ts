@@ -16,6 +16,7 @@
  */
 
 import type { Config } from "./config.ts";
+import { logConfigNotes } from "./config_notes.ts";
 import { Decoder, type TelegramResult } from "./pipeline.ts";
 import type { Log, Logger } from "./log.ts";
 import type { Reading } from "./cosem/reading.ts";
@@ -103,14 +104,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const useMqtt = opts.mqtt ?? true;
 
   log.info(`smartmeter ${opts.version} starting: meter type ${config.meterType}`);
-  for (const key of config.obsolete) {
-    log.info(`Config key ${key} is obsolete: it is accepted and has no effect`);
-  }
-  if (!config.key) {
-    log.warning(
-      "No dlms.key set: only unencrypted meters can be read. Austrian meters encrypt: ask your grid operator for the key",
-    );
-  }
+  logConfigNotes(log, config);
 
   let sink: ReadingSink | null = null;
   if (useMqtt) {

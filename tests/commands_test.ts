@@ -11,7 +11,11 @@ interface Run {
   err: string[];
 }
 
-async function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+async function run(
+  args: string[],
+  env: Record<string, string> = {},
+  signal = new AbortController().signal,
+): Promise<Run> {
   const out: string[] = [];
   const err: string[] = [];
   const io: CommandIO = {
@@ -22,7 +26,7 @@ async function run(args: string[], env: Record<string, string> = {}): Promise<Ru
   };
   const ctx: ProcessContext = {
     env,
-    signal: new AbortController().signal,
+    signal,
     stderrIsTerminal: false,
     version: "test",
   };
@@ -371,4 +375,67 @@ Deno.test({
       await readWrite.close();
     }
   },
+});
+
+Deno.test("run logs every config warning at start, and unknown keys", async () => {
+  const f = fixture("netznoe_kaifa-ma309_1");
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/capture.hex`, f.hex);
+    await Deno.writeTextFile(
+      `${dir}/c.yaml`,
+      `dlms:\n  port: ${dir}/capture.hex\nmqtt:\n  hots: typo\n  device_id: "my meter"\n  tls_ca: /etc/ssl/ca.pem\n`,
+    );
+    const r = await run(["run", "-c", `${dir}/c.yaml`, "--no-mqtt"]);
+    const log = r.err.join("\n");
+    match(log, /WARNING smartmeter: Config mqtt\.hots: unknown key, ignored \(a typo\?\)/);
+    match(log, /WARNING smartmeter: Config mqtt\.device_id: "my meter" has characters other than/);
+    match(log, /WARNING smartmeter: Config mqtt\.tls_ca: ignored because mqtt\.tls is false/);
+    match(log, /WARNING smartmeter: Config dlms\.key: not set: only unencrypted meters/);
+    equal(
+      r.err.filter((l) => /only unencrypted meters can be read/.test(l)).length,
+      1,
+      "the missing key is said once",
+    );
+  });
+});
+
+Deno.test("check lists the config's warnings and unknown keys even when it has errors", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/bad.yaml`,
+      `dlms:\n  key: "123"\nmqtt:\n  hots: typo\n  device_id: "my meter"\ninterface_type: OPTICAL\n`,
+    );
+    const r = await run(["check", "-c", `${dir}/bad.yaml`]);
+    equal(r.status, 78);
+    const text = r.out.join("\n");
+    match(text, /✗ Config: The config file .* has 1 problem:\n  dlms\.key: /);
+    match(text, /  ! mqtt\.hots: unknown key, ignored \(a typo\?\)/);
+    match(text, /  ! mqtt\.device_id: "my meter" has characters other than/);
+    match(text, /  · interface_type: obsolete, accepted and ignored/);
+  });
+});
+
+Deno.test("missing or unreadable TLS files are config errors (exit 78), not a retry loop", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(`${dir}/certs`);
+    await Deno.writeTextFile(
+      `${dir}/tls.yaml`,
+      `dlms:\n  port: ${dir}/ttyUSB9\nmqtt:\n  host: 127.0.0.1\n  tls: true\n  tls_ca: ${dir}/missing-ca.pem\n  tls_cert: ${dir}/certs\n  tls_key: ${dir}/missing.key\n`,
+    );
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 5_000);
+    try {
+      const r = await run(["run", "-c", `${dir}/tls.yaml`], {}, ac.signal);
+      equal(r.status, 78, r.err.join("\n"));
+      const log = r.err.join("\n");
+      match(log, /mqtt\.tls_ca: cannot read ".*missing-ca\.pem": it does not exist/);
+      match(log, /mqtt\.tls_cert: cannot read ".*certs": it is a directory/);
+      match(log, /mqtt\.tls_key: cannot read ".*missing\.key": it does not exist/);
+      const c = await run(["check", "-c", `${dir}/tls.yaml`], {}, ac.signal);
+      equal(c.status, 78);
+      match(c.out.join("\n"), /✗ Config: .*\n(.*\n)*  mqtt\.tls_ca: cannot read/);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
 });

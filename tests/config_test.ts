@@ -155,7 +155,11 @@ Deno.test("loadConfig() loads a fresh add-on's options.json (defaults, empty key
   deepEqual(c.obsolete, ["interface_type", "dlms.hdlc_frame_size", "mqtt.sensors_migrated"]);
   deepEqual(c.unknown, []);
   deepEqual(c.warnings, [
-    { path: "dlms.key", message: "not set: only unencrypted meters can be read" },
+    {
+      path: "dlms.key",
+      message: "not set: only unencrypted meters can be read (Austrian meters encrypt: ask " +
+        "your grid operator for the key)",
+    },
   ]);
 });
 
@@ -478,7 +482,11 @@ Deno.test("validateConfig() takes an empty or absent key as an unencrypted meter
     equal(c.key, null);
     equal(c.authKey, null);
     deepEqual(c.warnings, [
-      { path: "dlms.key", message: "not set: only unencrypted meters can be read" },
+      {
+        path: "dlms.key",
+        message: "not set: only unencrypted meters can be read (Austrian meters encrypt: ask " +
+          "your grid operator for the key)",
+      },
     ]);
   }
 });

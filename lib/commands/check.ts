@@ -8,6 +8,7 @@
 
 import { parseArgs } from "node:util";
 import type { Config } from "../config.ts";
+import { configNoteLines } from "../config_notes.ts";
 import { Decoder, type TelegramResult } from "../pipeline.ts";
 import { parseMeterType } from "../cosem/interpret.ts";
 import { readResilient } from "../sources/source.ts";
@@ -65,14 +66,13 @@ export async function checkCommand(
   } catch (e) {
     if (e instanceof BadConfig) {
       io.out(`✗ Config: ${e.message}`);
+      for (const line of configNoteLines(e.notes)) io.out(`  ${line}`);
       return Exit.CONFIG;
     }
     throw e;
   }
   io.out(`✓ Config ${path} is valid`);
-  for (const w of config.warnings) io.out(`  ! ${w.path}: ${w.message}`);
-  for (const u of config.unknown) io.out(`  ! ${u}: unknown key, ignored (a typo?)`);
-  for (const o of config.obsolete) io.out(`  · ${o}: obsolete, accepted and ignored`);
+  for (const line of configNoteLines(config)) io.out(`  ${line}`);
   const s = config.source;
   const line = s.baudRate === "auto"
     ? "baudrate auto"

@@ -6,6 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { runDaemon } from "../daemon.ts";
+import { logConfigNotes } from "../config_notes.ts";
 import { resultJson } from "./decode.ts";
 import { toHex } from "../bytes.ts";
 import { readResilient } from "../sources/source.ts";
@@ -76,6 +77,7 @@ export async function runCommand(
   } catch (e) {
     if (e instanceof BadConfig) {
       logger.get("smartmeter").error(e.message);
+      logConfigNotes(logger.get("smartmeter"), e.notes);
       return Exit.CONFIG;
     }
     throw e;
