@@ -74,8 +74,8 @@ function describeOwner(info: Deno.FileInfo): string {
   return `${owner}, mode ${mode}`;
 }
 
-/** Whether `id` has permission `bit` (4 read, 1 search) on a file with these owners. */
-export function permitted(info: Deno.FileInfo, id: Identity, bit: 4 | 1): boolean {
+/** Whether `id` has permission `bit` (4 read, 2 write, 1 search) on a file with these owners. */
+export function permitted(info: Deno.FileInfo, id: Identity, bit: 4 | 2 | 1): boolean {
   if (id.uid === 0) return true;
   const mode = info.mode ?? 0;
   if (info.uid === id.uid) return (mode & (bit << 6)) !== 0;
@@ -123,5 +123,32 @@ export async function whyUnreadable(path: string, e: unknown): Promise<string> {
     return `permission denied: it belongs to ${describeOwner(await Deno.stat(absolute))}${me}`;
   } catch {
     return `permission denied${me}`;
+  }
+}
+
+/**
+ * Why creating or writing `path` failed with `e`: its directory does not exist, it is a
+ * directory, or who owns it (or its directory) and who this program runs as.
+ */
+export async function whyUnwritable(path: string, e: unknown): Promise<string> {
+  const absolute = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  const parent = absolute.slice(0, absolute.lastIndexOf("/")) || "/";
+  if (e instanceof Deno.errors.NotFound) return `the directory ${parent} does not exist`;
+  if (e instanceof Deno.errors.IsADirectory) return "it is a directory";
+  if (!(e instanceof Deno.errors.PermissionDenied)) {
+    return e instanceof Error ? e.message : String(e);
+  }
+  const id = processIdentity();
+  const me = id === null ? "" : `, and this program runs as ${describeIdentity(id)}`;
+  try {
+    const info = await Deno.stat(absolute);
+    return `permission denied: it belongs to ${describeOwner(info)}${me}`;
+  } catch {
+    try {
+      const info = await Deno.stat(parent);
+      return `permission denied: the directory ${parent} belongs to ${describeOwner(info)}${me}`;
+    } catch {
+      return `permission denied${me}`;
+    }
   }
 }

@@ -8,7 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { toHex } from "../bytes.ts";
-import { type MqttConfig, validateConfig } from "../config.ts";
+import { ConfigError, type MqttConfig, validateConfig } from "../config.ts";
 import { METER_TYPES } from "../cosem/interpret.ts";
 import { runDaemon } from "../daemon.ts";
 import { topicsFor } from "../homeassistant/discovery.ts";
@@ -16,12 +16,13 @@ import type { Log } from "../log.ts";
 import type { TelegramResult } from "../pipeline.ts";
 import { MeterSimulator, SIMULATED_METERS, type SimulatedMeter } from "../simulator.ts";
 import { PseudoTerminal } from "../sources/pty.ts";
-import { SerialPort } from "../sources/serial.ts";
+import { SerialError, SerialPort } from "../sources/serial.ts";
 import { serialSource } from "../sources/open.ts";
 import { sleep } from "../sources/source.ts";
 import { resultJson } from "./decode.ts";
 import { type CommandIO, Exit, parseKeyOption, type ProcessContext, UsageError } from "./io.ts";
 import { processLogger, redactSecrets } from "./setup.ts";
+import { whyUnwritable } from "./access.ts";
 import { clearRetained } from "../sinks/retained.ts";
 
 /** The key of simulated meters unless one is given (a test key, public on purpose). */
@@ -134,6 +135,7 @@ export async function simulateCommand(
     interval = number("--interval", values.interval, 0);
     count = number("--count", values.count, 0);
     out = values.out;
+    if (out === "") throw new UsageError("--out must not be empty: pty, -, a device or a file");
     sim = await MeterSimulator.create({
       meter,
       key: parseKeyOption("--key", values.key ?? DEMO_KEY),
@@ -151,30 +153,36 @@ export async function simulateCommand(
 
   let send: (bytes: Uint8Array) => Promise<void>;
   let close = () => {};
-  if (out === "-") send = (b) => Promise.resolve(io.out(toHex(b)));
-  else if (out === "pty") {
-    const pty = PseudoTerminal.open();
-    io.out(pty.path);
-    io.err(`Simulated ${meter} meter on ${pty.path}: set dlms.port to it (Ctrl-C stops)`);
-    send = async (b) => void await pty.write(b);
-    close = () => pty.close();
-  } else if (out.startsWith("/dev/")) {
-    // A serial line or pseudo-terminal: raw bytes, through the same libc path the reader
-    // uses (Deno's file API refuses /dev without --allow-all).
-    const port = SerialPort.open({
-      path: out,
-      baudRate: 9600,
-      dataBits: 8,
-      parity: "none",
-      stopBits: 1,
-    });
-    send = async (b) => void await writeAll(port, b);
-    close = () => port.close();
-  } else {
-    const file = await Deno.open(out, { write: true, create: true, truncate: true });
-    const enc = new TextEncoder();
-    send = (b) => writeAll(file, enc.encode(toHex(b) + "\n"));
-    close = () => file.close();
+  try {
+    if (out === "-") send = (b) => Promise.resolve(io.out(toHex(b)));
+    else if (out === "pty") {
+      const pty = PseudoTerminal.open();
+      io.out(pty.path);
+      io.err(`Simulated ${meter} meter on ${pty.path}: set dlms.port to it (Ctrl-C stops)`);
+      send = async (b) => void await pty.write(b);
+      close = () => pty.close();
+    } else if (out.startsWith("/dev/")) {
+      // A serial line or pseudo-terminal: raw bytes, through the same libc path the reader
+      // uses (Deno's file API refuses /dev without --allow-all).
+      const port = SerialPort.open({
+        path: out,
+        baudRate: 9600,
+        dataBits: 8,
+        parity: "none",
+        stopBits: 1,
+      });
+      send = async (b) => void await writeAll(port, b);
+      close = () => port.close();
+    } else {
+      const file = await Deno.open(out, { write: true, create: true, truncate: true });
+      const enc = new TextEncoder();
+      send = (b) => writeAll(file, enc.encode(toHex(b) + "\n"));
+      close = () => file.close();
+    }
+  } catch (e) {
+    const why = e instanceof SerialError ? e.message : await whyUnwritable(out, e);
+    io.err(`smartmeter simulate: cannot write to ${out}: ${why}`);
+    return Exit.USAGE;
   }
   try {
     for (let i = 0; count === 0 || i < count; i++) {
@@ -232,6 +240,12 @@ export function parseMqttUrl(url: string): Record<string, unknown> {
   if (u.protocol !== "mqtt:" && u.protocol !== "mqtts:") {
     throw new UsageError(`--mqtt must start with mqtt:// or mqtts://, got "${u.protocol}//"`);
   }
+  if (u.hostname === "") {
+    throw new UsageError(
+      `--mqtt needs a host, like mqtt://localhost:1883, got "${hideUserInfo(url)}"`,
+    );
+  }
+  if (u.port === "0") throw new UsageError("--mqtt: the port must be from 1 to 65535, got 0");
   const out: Record<string, unknown> = {
     host: u.hostname.replace(/^\[|\]$/g, ""),
     port: u.port ? Number(u.port) : u.protocol === "mqtts:" ? 8883 : 1883,
@@ -275,7 +289,19 @@ export async function demoCommand(
     count = number("--count", values.count, 0);
     interval = number("--interval", values.interval, 0.05);
     json = values.json;
-    if (values.mqtt !== undefined) mqtt = parseMqttUrl(values.mqtt);
+    if (values.mqtt !== undefined) {
+      mqtt = parseMqttUrl(values.mqtt);
+      try {
+        validateConfig({ mqtt }, { env: {}, meterTypes: METER_TYPES });
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        throw new UsageError(
+          `--mqtt ${hideUserInfo(values.mqtt)}: ${
+            e.problems.map((p) => `${p.path}: ${p.message}`).join("; ")
+          }`,
+        );
+      }
+    }
   } catch (e) {
     if (isArgError(e)) {
       io.err(`smartmeter demo: ${(e as Error).message}`);
