@@ -81,6 +81,8 @@ export interface MqttConfig {
   clientId: string;
   /** 4 = MQTT 3.1.1, 5 = MQTT 5 */
   protocolVersion: 4 | 5;
+  /** Who chose the user name and password: the Supervisor when `host` was asked from it. */
+  credentialsFrom?: "config" | "supervisor";
 }
 
 /** Where a secret's value came from; null when it is not set at all. */

@@ -122,6 +122,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         mqttConfig.tls = s.ssl;
         mqttConfig.user = s.username;
         mqttConfig.password = s.password;
+        mqttConfig.credentialsFrom = "supervisor";
         log.info(`MQTT broker from the Supervisor: ${s.host}:${s.port}`);
         const secrets = logger.options.redact;
         if (s.password && secrets) {

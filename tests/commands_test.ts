@@ -235,7 +235,7 @@ Deno.test({
         equal(bad.status, 1);
         match(
           bad.out.join("\n"),
-          /✗ MQTT: MQTT broker refused the connection: not authorized — check mqtt\.user\/mqtt\.password/,
+          /✗ MQTT: MQTT broker mqtt:\/\/127\.0\.0\.1:\d+ refused the connection: not authorized — check mqtt\.user\/mqtt\.password/,
         );
         assert(!bad.out.join("\n").includes("wrong"), "the password is not printed");
       });

@@ -122,12 +122,19 @@ async function checkMeter(
   let decoded: (TelegramResult & { ok: true }) | null = null;
   const errors: string[] = [];
   let openError: string | null = null;
+  // What failed, with the address or path when the error does not name it.
+  const named = (e: Error) =>
+    e.message.includes(source.description)
+      ? e.message
+      : `${
+        source.kind === "file" ? "Cannot read" : "Cannot open"
+      } ${source.description}: ${e.message}`;
   try {
     for await (
       const chunk of readResilient(source, {
         signal,
         log,
-        listener: { lost: (e) => openError ??= e.message },
+        listener: { lost: (e) => openError ??= named(e) },
       })
     ) {
       for (const r of await decoder.push(chunk, performance.now())) {
@@ -146,7 +153,7 @@ async function checkMeter(
       }
     }
   } catch (e) {
-    openError = (e as Error).message;
+    openError = named(e as Error);
   }
   for (const l of lines.filter((l) => l.includes("baudrate auto: frames arrive"))) {
     io.out(`  ${l.replace(/^INFO check: /, "")}`);
@@ -156,6 +163,10 @@ async function checkMeter(
     return true;
   }
   const st = decoder.stats;
+  if (st.bytes === 0 && source.kind === "file") {
+    io.out(`✗ Meter: ${openError ?? `the capture file ${source.description} holds no bytes`}`);
+    return false;
+  }
   if (st.bytes === 0) {
     io.out(
       `✗ Meter: ${openError ?? `no bytes from ${source.description} in ${seconds} s`}`,
@@ -189,6 +200,7 @@ async function checkMqtt(config: Config, io: CommandIO, ctx: ProcessContext): Pr
         tls: s.ssl,
         user: s.username,
         password: s.password,
+        credentialsFrom: "supervisor",
       });
     } catch (e) {
       io.out(`✗ MQTT: ${(e as Error).message}`);

@@ -335,7 +335,7 @@ export class MqttSink {
   }
 
   #onError(e: Error): void {
-    this.#failure = describeMqttError(e, this.#brokerUrl());
+    this.#failure = describeMqttError(e, this.#brokerUrl(), this.#config.credentialsFrom);
   }
 
   #onClose(client: MqttClient): void {
@@ -579,18 +579,23 @@ export function mqttClientOptions(c: MqttConfig, willTopic: string | null): ICli
 export function describeMqttError(
   e: Error,
   brokerUrl: string,
+  credentialsFrom: MqttConfig["credentialsFrom"] = "config",
 ): { message: string; level: "warning" | "error" } {
   const code = (e as { code?: unknown }).code;
   if (typeof code === "number" && code in AUTH_REFUSALS) {
+    const fix = credentialsFrom === "supervisor"
+      ? "the user name and password came from the Home Assistant Supervisor (mqtt.host is " +
+        "empty), not from mqtt.user: restart the Mosquitto broker add-on, or set mqtt.host, " +
+        "mqtt.user and mqtt.password yourself"
+      : "check mqtt.user/mqtt.password";
     return {
-      message: `MQTT broker refused the connection: ${AUTH_REFUSALS[code]} — ` +
-        "check mqtt.user/mqtt.password",
+      message: `MQTT broker ${brokerUrl} refused the connection: ${AUTH_REFUSALS[code]} — ${fix}`,
       level: "error",
     };
   }
   if (typeof code === "number" && e.message.startsWith("Connection refused")) {
     return {
-      message: `MQTT broker refused the connection: ${e.message} (code ${code})`,
+      message: `MQTT broker ${brokerUrl} refused the connection: ${e.message} (code ${code})`,
       level: "error",
     };
   }
@@ -636,7 +641,7 @@ export async function probeMqtt(
         resolve(`No answer from the MQTT broker ${url} within ${timeoutMs / 1000} s`)
       );
       client.once("connect", () => resolve(null));
-      client.on("error", (e) => resolve(describeMqttError(e, url).message));
+      client.on("error", (e) => resolve(describeMqttError(e, url, c.credentialsFrom).message));
     });
     if (refused !== null) return refused;
 
