@@ -3,11 +3,14 @@
  * directory, or who owns it with which mode and who this program runs as (under systemd's
  * `DynamicUser=` that is a uid no one chose, which is exactly what a user needs to see).
  *
- * The identity comes from `/proc/self/status` (Linux; no `--allow-sys` needed), user and
- * group names from `/etc/passwd` and `/etc/group` where they are listed.
+ * The identity comes from the C library (`getuid`, `getgid`, `getgroups`: the released
+ * binary has `--allow-ffi` but no `--allow-sys`), user and group names from `/etc/passwd`
+ * and `/etc/group` where they are listed.
  *
  * @module
  */
+
+import { processIds } from "../sources/procfs.ts";
 
 /** Who this process runs as. */
 export interface Identity {
@@ -17,10 +20,15 @@ export interface Identity {
   groups: number[];
 }
 
-/** The process's real uid, gid and supplementary groups; null where /proc is not there. */
+/**
+ * The process's real uid, gid and supplementary groups: from the C library, else from
+ * `/proc/self/status` (which Deno gives only with `--allow-all`); null when neither works.
+ */
 export function processIdentity(statusText?: string): Identity | null {
   let text = statusText;
   if (text === undefined) {
+    const ids = processIds();
+    if (ids !== null) return ids;
     try {
       text = Deno.readTextFileSync("/proc/self/status");
     } catch {

@@ -76,7 +76,14 @@ export async function readConfig(
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new BadConfig(`Cannot read the config file ${path}: ${(e as Error).message}`);
+    const fix = e instanceof Deno.errors.PermissionDenied
+      ? `: let the service's group read it (sudo chgrp smartmeter ${path} && sudo chmod ` +
+        `0640 ${path}, with SupplementaryGroups=smartmeter in the unit, as the README's ` +
+        "Raspberry Pi recipe does), or run smartmeter as a user that can read it"
+      : "";
+    throw new BadConfig(
+      `Cannot read the config file ${path}: ${await whyUnreadable(path, e)}${fix}`,
+    );
   }
   let config: Config;
   try {

@@ -17,8 +17,15 @@
  *                                                the side that created /dev/pts/3
  * ```
  *
+ * `/proc` is read through the C library (`procfs.ts`): Deno refuses it without
+ * `--allow-all`.
+ *
  * @module
  */
+
+import { listDir, readLink, readSmallFile } from "./procfs.ts";
+
+const ENOENT = 2;
 
 /** A process that has the device open. */
 export interface Holder {
@@ -46,11 +53,7 @@ function canonical(path: string): string {
 }
 
 function commandName(pid: number): string {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
-  } catch {
-    return "?";
-  }
+  return readSmallFile(`/proc/${pid}/comm`)?.trim() ?? "?";
 }
 
 /** The other processes that have `path` open. */
@@ -60,41 +63,27 @@ export function deviceHolders(path: string): Holders {
   const readers: Holder[] = [];
   const creators: Holder[] = [];
   let complete = true;
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync("/proc")];
-  } catch {
-    return { readers, creators, complete: false };
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const pid = Number(entry.name);
+  const pids = listDir("/proc");
+  if (pids === null || !Array.isArray(pids)) return { readers, creators, complete: false };
+  for (const name of pids) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
     if (pid === Deno.pid) continue;
-    let fds: Deno.DirEntry[];
-    try {
-      fds = [...Deno.readDirSync(`/proc/${pid}/fd`)];
-    } catch (e) {
+    const fds = listDir(`/proc/${pid}/fd`);
+    if (fds === null) return { readers, creators, complete: false };
+    if (!Array.isArray(fds)) {
       // A process that ended meanwhile is fine; one we may not look into is not.
-      if (!(e instanceof Deno.errors.NotFound)) complete = false;
+      if (fds.errno !== ENOENT) complete = false;
       continue;
     }
     let reads = 0;
     let creates = false;
     for (const fd of fds) {
-      let target: string;
-      try {
-        target = Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`);
-      } catch {
-        continue;
-      }
+      const target = readLink(`/proc/${pid}/fd/${fd}`);
       if (target === device) reads++;
       else if (ptyIndex !== undefined && (target === "/dev/ptmx" || target === "/dev/pts/ptmx")) {
-        try {
-          const info = Deno.readTextFileSync(`/proc/${pid}/fdinfo/${fd.name}`);
-          if (new RegExp(`^tty-index:\\s*${ptyIndex}$`, "m").test(info)) creates = true;
-        } catch {
-          // closed meanwhile
-        }
+        const info = readSmallFile(`/proc/${pid}/fdinfo/${fd}`) ?? "";
+        if (new RegExp(`^tty-index:\\s*${ptyIndex}$`, "m").test(info)) creates = true;
       }
     }
     // The creator may keep one descriptor of the slave (as PseudoTerminal does); holding
