@@ -94,11 +94,34 @@ function processContext(): ProcessContext {
   };
 }
 
-/** Runs the command line `args`; resolves to the exit status. */
+/**
+ * Runs the command line `args`; resolves to the exit status. Never throws: every failure
+ * a user can cause has its own one-line message, and anything else ends as one line too,
+ * never as a stack trace.
+ */
 export async function main(
   args: string[],
   io: CommandIO = processIO,
   context: () => ProcessContext = processContext,
+): Promise<number> {
+  try {
+    return await dispatch(args, io, context);
+  } catch (e) {
+    try {
+      io.err(
+        `smartmeter: unexpected error: ${
+          e instanceof Error ? e.message : String(e)
+        } (a bug: please report it with the command line)`,
+      );
+    } catch { /* stderr is gone too */ }
+    return Exit.FAILED;
+  }
+}
+
+async function dispatch(
+  args: string[],
+  io: CommandIO,
+  context: () => ProcessContext,
 ): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {

@@ -81,6 +81,8 @@ export interface MqttConfig {
   clientId: string;
   /** 4 = MQTT 3.1.1, 5 = MQTT 5 */
   protocolVersion: 4 | 5;
+  /** Who chose the user name and password: the Supervisor when `host` was asked from it. */
+  credentialsFrom?: "config" | "supervisor";
 }
 
 /** Where a secret's value came from; null when it is not set at all. */
@@ -122,10 +124,20 @@ export interface ConfigProblem {
 export class ConfigError extends Error {
   override name = "ConfigError";
   readonly problems: ConfigProblem[];
+  /** What else was found: warnings, unknown and obsolete keys (`check` lists them too). */
+  readonly notes: Pick<Config, "warnings" | "unknown" | "obsolete">;
 
-  constructor(problems: ConfigProblem[]) {
+  constructor(
+    problems: ConfigProblem[],
+    notes: Pick<Config, "warnings" | "unknown" | "obsolete"> = {
+      warnings: [],
+      unknown: [],
+      obsolete: [],
+    },
+  ) {
     super(problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
     this.problems = problems;
+    this.notes = notes;
   }
 }
 
@@ -870,8 +882,22 @@ function readHost(r: Reader, v: unknown, env: LoadOptions["env"]): string {
       `give only the host name, without "${trimmed.split("//")[0]}//": the port goes in ` +
         "mqtt.port and TLS in mqtt.tls",
     );
+  } else if (trimmed.includes("@")) {
+    // Never shown: what comes before the "@" may be a password.
+    r.problem(
+      path,
+      'must not hold a user name or password ("…@"): put the user name in mqtt.user and ' +
+        "the password in mqtt.password",
+    );
   } else if (/[\s/]/.test(trimmed)) {
     r.problem(path, `must be a host name or address without spaces or "/", got ${shown(host)}`);
+  } else if (/^\[[0-9a-fA-F:.]+\]$/.test(trimmed)) {
+    return trimmed.slice(1, -1); // an IPv6 literal in brackets, as in a URL
+  } else if (/^[^:]+:\d*$/.test(trimmed)) {
+    r.problem(
+      path,
+      `give only the host name or address: the port goes in mqtt.port, got ${shown(host)}`,
+    );
   }
   return trimmed;
 }
@@ -1066,7 +1092,11 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
     env: "SMARTMETER_AUTH_KEY",
   }, opts);
   if (key.key === null && key.source === null) {
-    r.warn("dlms.key", "not set: only unencrypted meters can be read");
+    r.warn(
+      "dlms.key",
+      "not set: only unencrypted meters can be read (Austrian meters encrypt: ask your grid " +
+        "operator for the key)",
+    );
   }
   if (meterType.toLowerCase() === "noe_evn" && baudRate === 9600) {
     r.warn(
@@ -1077,7 +1107,13 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
   }
   const { mqtt, password } = readMqtt(r, m, opts);
 
-  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  if (r.problems.length > 0) {
+    throw new ConfigError(r.problems, {
+      warnings: r.warnings,
+      unknown: r.unknown,
+      obsolete: r.obsolete,
+    });
+  }
   return {
     logging,
     meterType,

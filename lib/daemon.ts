@@ -16,6 +16,7 @@
  */
 
 import type { Config } from "./config.ts";
+import { logConfigNotes } from "./config_notes.ts";
 import { Decoder, type TelegramResult } from "./pipeline.ts";
 import type { Log, Logger } from "./log.ts";
 import type { Reading } from "./cosem/reading.ts";
@@ -140,14 +141,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const useMqtt = opts.mqtt ?? true;
 
   log.info(`smartmeter ${opts.version} starting: meter type ${config.meterType}`);
-  for (const key of config.obsolete) {
-    log.info(`Config key ${key} is obsolete: it is accepted and has no effect`);
-  }
-  if (!config.key) {
-    log.warning(
-      "No dlms.key set: only unencrypted meters can be read. Austrian meters encrypt: ask your grid operator for the key",
-    );
-  }
+  logConfigNotes(log, config);
 
   let sink: ReadingSink | null = null;
   if (useMqtt) {
@@ -165,6 +159,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         mqttConfig.tls = s.ssl;
         mqttConfig.user = s.username;
         mqttConfig.password = s.password;
+        mqttConfig.credentialsFrom = "supervisor";
         log.info(`MQTT broker from the Supervisor: ${s.host}:${s.port}`);
         const secrets = logger.options.redact;
         if (s.password && secrets) {

@@ -119,9 +119,11 @@ Deno.test("addon/config.yaml has the identity, version and image of this release
 });
 
 Deno.test("addon/config.yaml starts the add-on as a service with serial devices and MQTT", () => {
-  equal(manifest.startup, "application");
-  equal(manifest.boot, "auto");
-  equal(manifest.init, true);
+  // Left out where they are the Supervisor's defaults: started after Home Assistant, at
+  // boot, with Docker's init as PID 1.
+  equal(manifest.startup ?? "application", "application");
+  equal(manifest.boot ?? "auto", "auto");
+  equal(manifest.init ?? true, true);
   equal(manifest.uart, true);
   equal(manifest.usb, true);
   deepEqual(manifest.services, ["mqtt:need"]);
@@ -471,4 +473,57 @@ Deno.test("the Dockerfile downloads the assets the release publishes and checks 
   }
   match(dockerfile, /^ENTRYPOINT \[\]$/m);
   match(dockerfile, /^CMD \["\/run\.sh"\]$/m);
+});
+
+/**
+ * The Home Assistant add-on linter (frenck/action-addon-linter, src/lint.py) flags every
+ * key of config.yaml set to the default its schema (src/config.schema.json) declares.
+ * These are those defaults.
+ */
+const LINTER_DEFAULTS: Readonly<Record<string, unknown>> = {
+  advanced: false,
+  apparmor: true,
+  audio: false,
+  auth_api: false,
+  auto_uart: false,
+  boot: "auto",
+  devicetree: false,
+  docker_api: false,
+  full_access: false,
+  gpio: false,
+  hassio_api: false,
+  hassio_role: "default",
+  homeassistant_api: false,
+  host_dbus: false,
+  host_ipc: false,
+  host_network: false,
+  host_pid: false,
+  ingress: false,
+  ingress_port: 8099,
+  init: true,
+  kernel_modules: false,
+  legacy: false,
+  options: {},
+  panel_admin: true,
+  panel_icon: "mdi:puzzle",
+  schema: {},
+  stage: "stable",
+  startup: "application",
+  stdin: false,
+  timeout: 10,
+  tmpfs: false,
+  uart: false,
+  udev: false,
+  usb: false,
+  video: false,
+};
+
+Deno.test("addon/config.yaml sets no key to its default value (the add-on linter's rule)", () => {
+  const redundant = Object.entries(LINTER_DEFAULTS).filter(([key, value]) =>
+    key in manifest && JSON.stringify(manifest[key]) === JSON.stringify(value)
+  ).map(([key]) => key);
+  deepEqual(redundant, []);
+  for (const key of ["auto_uart", "watchdog"]) {
+    equal(manifest[key], undefined, `${key} is obsolete`);
+  }
 });

@@ -551,8 +551,8 @@ Deno.test({
         equal(refusal.level, "error");
         equal(
           refusal.msg,
-          "MQTT broker refused the connection: not authorized — check mqtt.user/mqtt.password; " +
-            "retrying in 1 s",
+          `MQTT broker mqtt://127.0.0.1:${broker.port} refused the connection: not authorized — ` +
+            "check mqtt.user/mqtt.password; retrying in 1 s",
         );
         equal(logs.filter((l) => l.level === "error").length, 1, "repeats only at debug level");
         ok(!sink.connected);
@@ -620,8 +620,8 @@ Deno.test("MqttSink reports any other refusal with the broker's reason and code"
     await waitUntil(() => logs.some((l) => l.level === "error"), "the refusal");
     equal(
       logs.find((l) => l.level === "error")!.msg,
-      "MQTT broker refused the connection: Connection refused: Server unavailable (code 3); " +
-        "retrying in 1 s",
+      `MQTT broker mqtt://127.0.0.1:${port} refused the connection: Connection refused: ` +
+        "Server unavailable (code 3); retrying in 1 s",
     );
     ok(!sink.connected);
   } finally {

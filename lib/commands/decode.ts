@@ -8,7 +8,8 @@ import { parseArgs } from "node:util";
 import { fromHex, HexStreamDecoder } from "../bytes.ts";
 import { Decoder, type TelegramResult } from "../pipeline.ts";
 import { parseMeterType } from "../cosem/interpret.ts";
-import { type CommandIO, Exit, parseKeyOption, UsageError } from "./io.ts";
+import { type CommandIO, Exit, isSystemError, parseKeyOption, UsageError } from "./io.ts";
+import { whyUnreadable } from "./access.ts";
 
 export const DECODE_USAGE =
   `smartmeter decode [--key HEX] [--auth-key HEX] [--meter-type NAME] [--system-title HEX] [--binary] [FILE|-]
@@ -114,7 +115,7 @@ export async function decodeCommand(args: string[], io: CommandIO): Promise<numb
     try {
       input = await io.openFile(file);
     } catch (e) {
-      io.err(`smartmeter decode: cannot read ${file}: ${(e as Error).message}`);
+      io.err(`smartmeter decode: cannot read ${file}: ${await whyUnreadable(file, e)}`);
       return Exit.USAGE;
     }
   }
@@ -140,6 +141,12 @@ export async function decodeCommand(args: string[], io: CommandIO): Promise<numb
   } catch (e) {
     if (e instanceof SyntaxError && !binary) {
       io.err(`smartmeter decode: ${e.message}`);
+      return Exit.USAGE;
+    }
+    if (isSystemError(e)) {
+      // A directory opens, and fails only when read.
+      const name = file === undefined || file === "-" ? "standard input" : file;
+      io.err(`smartmeter decode: cannot read ${name}: ${await whyUnreadable(name, e)}`);
       return Exit.USAGE;
     }
     throw e;

@@ -27,6 +27,12 @@ export const Exit = {
   CONFIG: 78,
 } as const;
 
+/** Whether `e` is an error of the operating system (a file that could not be read, ...). */
+export function isSystemError(e: unknown): boolean {
+  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+  return typeof code === "string" && /^E[A-Z]+$/.test(code);
+}
+
 /** A command-line mistake: printed as one line, exit status 2. */
 export class UsageError extends Error {
   override name = "UsageError";

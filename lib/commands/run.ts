@@ -6,12 +6,14 @@
 
 import { parseArgs } from "node:util";
 import { runDaemon } from "../daemon.ts";
+import { logConfigNotes } from "../config_notes.ts";
 import { resultJson } from "./decode.ts";
 import { toHex } from "../bytes.ts";
 import { readResilient } from "../sources/source.ts";
 import { sourceFromConfig } from "../sources/open.ts";
 import { type CommandIO, Exit, type ProcessContext, secondsOption, UsageError } from "./io.ts";
 import { BadConfig, findConfigPath, processLogger, readConfig, redactSecrets } from "./setup.ts";
+import { whyUnwritable } from "./access.ts";
 
 export const RUN_USAGE = `smartmeter [run] [--config FILE] [--json] [--no-mqtt]
 
@@ -76,6 +78,7 @@ export async function runCommand(
   } catch (e) {
     if (e instanceof BadConfig) {
       logger.get("smartmeter").error(e.message);
+      logConfigNotes(logger.get("smartmeter"), e.notes);
       return Exit.CONFIG;
     }
     throw e;
@@ -113,6 +116,7 @@ export async function captureCommand(
       strict: true,
     }));
     seconds = secondsOption(values.seconds);
+    if (values.out === "") throw new UsageError("--out must not be empty");
   } catch (e) {
     if (isArgError(e)) return usageFail(io, "capture", e);
     throw e;
@@ -134,11 +138,23 @@ export async function captureCommand(
     throw e;
   }
   redactSecrets(logger, config);
-  const source = await sourceFromConfig(config.source, { log });
+  let source;
+  try {
+    source = await sourceFromConfig(config.source, { log });
+  } catch (e) {
+    log.error((e as Error).message);
+    return Exit.CONFIG;
+  }
   const stop = AbortSignal.any([ctx.signal, AbortSignal.timeout(seconds * 1000)]);
-  const file = values.out
-    ? await Deno.open(values.out, { write: true, create: true, truncate: true })
-    : null;
+  let file: Deno.FsFile | null = null;
+  if (values.out !== undefined) {
+    try {
+      file = await Deno.open(values.out, { write: true, create: true, truncate: true });
+    } catch (e) {
+      log.error(`Cannot write to ${values.out}: ${await whyUnwritable(values.out, e)}`);
+      return Exit.USAGE;
+    }
+  }
   const encoder = new TextEncoder();
   const writeLine = async (line: string) => {
     if (file) {

@@ -38,6 +38,7 @@ import { fromHex } from "../bytes.ts";
 import type { NamedKey } from "../cosem/obis.ts";
 import type { Reading } from "../cosem/reading.ts";
 import {
+  baseTopic,
   buildDiscovery,
   type DeviceInfo,
   HA_STATUS_TOPIC,
@@ -387,7 +388,7 @@ export class MqttSink {
   }
 
   #onError(e: Error): void {
-    this.#failure = describeMqttError(e, this.#brokerUrl());
+    this.#failure = describeMqttError(e, this.#brokerUrl(), this.#config.credentialsFrom);
   }
 
   #onClose(client: MqttClient): void {
@@ -634,29 +635,51 @@ export function mqttClientOptions(c: MqttConfig, willTopic: string | null): ICli
 export function describeMqttError(
   e: Error,
   brokerUrl: string,
+  credentialsFrom: MqttConfig["credentialsFrom"] = "config",
 ): { message: string; level: "warning" | "error" } {
   const code = (e as { code?: unknown }).code;
   if (typeof code === "number" && code in AUTH_REFUSALS) {
+    const fix = credentialsFrom === "supervisor"
+      ? "the user name and password came from the Home Assistant Supervisor (mqtt.host is " +
+        "empty), not from mqtt.user: restart the Mosquitto broker add-on, or set mqtt.host, " +
+        "mqtt.user and mqtt.password yourself"
+      : "check mqtt.user/mqtt.password";
     return {
-      message: `MQTT broker refused the connection: ${AUTH_REFUSALS[code]} — ` +
-        "check mqtt.user/mqtt.password",
+      message: `MQTT broker ${brokerUrl} refused the connection: ${AUTH_REFUSALS[code]} — ${fix}`,
       level: "error",
     };
   }
   if (typeof code === "number" && e.message.startsWith("Connection refused")) {
     return {
-      message: `MQTT broker refused the connection: ${e.message} (code ${code})`,
+      message: `MQTT broker ${brokerUrl} refused the connection: ${e.message} (code ${code})`,
       level: "error",
     };
   }
   return { message: `MQTT connection to ${brokerUrl} failed: ${e.message}`, level: "warning" };
 }
 
+/** The topic `smartmeter check` sends its test message to: `<base>/check`. */
+export function probeTopic(c: MqttConfig): string {
+  return `${baseTopic(c.prefix, c.deviceId)}/check`;
+}
+
+/** How a client is named in messages: `as user "meter"` or `without a user name`. */
+export function describeUser(c: MqttConfig): string {
+  return c.user === null ? "without a user name" : `as user "${c.user}"`;
+}
+
 /**
- * Connects once and disconnects (for `smartmeter check`): null when the broker took the
- * connection, else the reason it did not.
+ * For `smartmeter check`: connects once, subscribes to {@link probeTopic}, publishes a QoS 1
+ * test message there and waits up to `roundTripMs` for it to come back, then disconnects.
+ * Null when the broker took the connection and delivered the message, else the reason.
+ * A broker whose ACL refuses us drops the message in silence (MQTT 3.1.1) or refuses it
+ * in its PUBACK (MQTT 5): both are reported, naming the user and the topic.
  */
-export async function probeMqtt(c: MqttConfig, timeoutMs = 10_000): Promise<string | null> {
+export async function probeMqtt(
+  c: MqttConfig,
+  timeoutMs = 10_000,
+  roundTripMs = 5_000,
+): Promise<string | null> {
   const url = `${c.tls ? "mqtts" : "mqtt"}://${c.host}:${c.port}`;
   let options: IClientOptions;
   try {
@@ -665,22 +688,53 @@ export async function probeMqtt(c: MqttConfig, timeoutMs = 10_000): Promise<stri
     return (e as Error).message;
   }
   const client = mqtt.connect({ ...options, clientId: `${c.clientId}-check` });
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  const after = (ms: number) =>
+    new Promise<void>((resolve) => timers.push(setTimeout(resolve, ms)));
   try {
-    return await new Promise<string | null>((resolve) => {
-      const timer = setTimeout(
-        () => resolve(`No answer from the MQTT broker ${url} within ${timeoutMs / 1000} s`),
-        timeoutMs,
+    const refused = await new Promise<string | null>((resolve) => {
+      after(timeoutMs).then(() =>
+        resolve(`No answer from the MQTT broker ${url} within ${timeoutMs / 1000} s`)
       );
-      client.once("connect", () => {
-        clearTimeout(timer);
-        resolve(null);
-      });
-      client.on("error", (e) => {
-        clearTimeout(timer);
-        resolve(describeMqttError(e, url).message);
+      client.once("connect", () => resolve(null));
+      client.on("error", (e) => resolve(describeMqttError(e, url, c.credentialsFrom).message));
+    });
+    if (refused !== null) return refused;
+
+    const topic = probeTopic(c);
+    const token = `smartmeter check ${crypto.randomUUID()}`;
+    const deaf = `connected to ${url} ${describeUser(c)}, but the broker does not deliver:`;
+    const who = c.user === null ? "anonymous clients" : `user "${c.user}"`;
+    const fix = `its access control (ACL) must let ${who} publish to and read "${
+      baseTopic(c.prefix, c.deviceId)
+    }/#" (and the discovery topics under "${c.discoveryPrefix}/")`;
+    const cameBack = new Promise<boolean>((resolve) => {
+      client.on("message", (t, payload) => {
+        if (t === topic && payload.toString() === token) resolve(true);
       });
     });
+    try {
+      const granted = await client.subscribeAsync(topic, { qos: 1 });
+      if (granted.some((g) => g.qos >= 0x80)) {
+        return `${deaf} it refused the subscription to "${topic}"; ${fix}`;
+      }
+    } catch (e) {
+      return `${deaf} it refused the subscription to "${topic}" (${(e as Error).message}); ${fix}`;
+    }
+    try {
+      await client.publishAsync(topic, token, { qos: 1, retain: false });
+    } catch (e) {
+      return `${deaf} it refused the test message to "${topic}" (${(e as Error).message}); ${fix}`;
+    }
+    const back = await Promise.race([cameBack, after(roundTripMs).then(() => false)]);
+    if (!back) {
+      return `${deaf} a test message to "${topic}" did not come back within ${
+        roundTripMs / 1000
+      } s; ${fix}`;
+    }
+    return null;
   } finally {
+    for (const t of timers) clearTimeout(t);
     await client.endAsync(true).catch(() => {});
   }
 }

@@ -59,6 +59,8 @@ export interface Certificates {
 export interface BrokerOptions {
   /** User name → password; anonymous access is refused when given. */
   users?: Record<string, string>;
+  /** The text of an ACL file (`user NAME`, `topic read|write|readwrite PATTERN`). */
+  acl?: string;
   /** A TLS listener instead of plain TCP. */
   tls?: {
     certs: Certificates;
@@ -219,6 +221,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     lines.push("allow_anonymous false", `password_file ${file}`);
   } else {
     lines.push("allow_anonymous true");
+  }
+  if (options.acl !== undefined) {
+    await Deno.writeTextFile(`${dir}/acl`, options.acl);
+    lines.push(`acl_file ${dir}/acl`);
   }
   if (options.tls !== undefined) {
     const { certs, requireCertificate, wrongHost } = options.tls;
