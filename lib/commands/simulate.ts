@@ -8,7 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { toHex } from "../bytes.ts";
-import { validateConfig } from "../config.ts";
+import { type HttpConfig, validateConfig } from "../config.ts";
 import { METER_TYPES } from "../cosem/interpret.ts";
 import { runDaemon } from "../daemon.ts";
 import type { TelegramResult } from "../pipeline.ts";
@@ -20,6 +20,7 @@ import { sleep } from "../sources/source.ts";
 import { resultJson } from "./decode.ts";
 import { type CommandIO, Exit, parseKeyOption, type ProcessContext, UsageError } from "./io.ts";
 import { processLogger } from "./setup.ts";
+import { httpOption } from "./http_option.ts";
 
 /** The key of simulated meters unless one is given (a test key, public on purpose). */
 export const DEMO_KEY = "000102030405060708090a0b0c0d0e0f";
@@ -44,6 +45,7 @@ Meter types: ${SIMULATED_METERS.join(", ")}.
 
 export const DEMO_USAGE =
   `smartmeter demo [--meter-type NAME] [--count N] [--interval S] [--json] [--mqtt URL]
+                [--http HOST:PORT]
 
 A simulated meter through the whole pipeline: simulator → pseudo-terminal → serial port
 → framing, decryption, COSEM → readings on stdout. No setup, no hardware.
@@ -52,7 +54,9 @@ A simulated meter through the whole pipeline: simulator → pseudo-terminal → 
   --count N           telegrams to show (default 5; 0 = until stopped)
   --interval S        seconds between pushes (default 1)
   --json              print the decode JSON lines instead of a summary
-  --mqtt URL          also publish to this broker, e.g. mqtt://user:pass@localhost:1883`;
+  --mqtt URL          also publish to this broker, e.g. mqtt://user:pass@localhost:1883
+  --http HOST:PORT    also serve the web page there and print its URL, e.g.
+                      127.0.0.1:8080 (with --count 0 it stays up until stopped)`;
 
 function isArgError(e: unknown): boolean {
   return e instanceof UsageError ||
@@ -234,6 +238,7 @@ export async function demoCommand(
   let interval: number;
   let json: boolean;
   let mqtt: Record<string, unknown> | null = null;
+  let http: HttpConfig | null = null;
   try {
     const { values } = parseArgs({
       args,
@@ -243,10 +248,12 @@ export async function demoCommand(
         interval: { type: "string", default: "1" },
         json: { type: "boolean", default: false },
         mqtt: { type: "string" },
+        http: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
     });
+    if (values.http !== undefined) http = httpOption(values.http);
     if (values.help) {
       io.out(DEMO_USAGE);
       return Exit.OK;
@@ -277,6 +284,7 @@ export async function demoCommand(
     },
     mqtt: mqtt ?? { host: "localhost" },
   }, { env: {}, meterTypes: METER_TYPES });
+  if (http !== null) config.http = http;
   const logger = processLogger("info", ctx.env, io.err, ctx.stderrIsTerminal);
   const stop = new AbortController();
   const signal = AbortSignal.any([ctx.signal, stop.signal]);
@@ -311,6 +319,9 @@ export async function demoCommand(
     env: {},
     mqtt: mqtt !== null,
     source: serialSource(config.source, { log: logger.get("demo") }),
+    onListening: (urls) => {
+      for (const url of urls) io.err(`Web page: open ${url} in a browser`);
+    },
     onResult: (r) => {
       if (r.ok) decoded++;
       else failed++;
