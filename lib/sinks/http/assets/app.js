@@ -81,8 +81,12 @@ function plotOptions(width) {
     axes: [
       {
         ...axis,
-        space: 70,
-        values: (_u, ticks) => ticks.map((t) => clock.format(new Date(t * 1000))),
+        space: 90,
+        // Minutes and seconds while the plot spans minutes, hours and minutes after that.
+        values: (_u, ticks) => {
+          const f = ticks.length > 1 && ticks[ticks.length - 1] - ticks[0] < 600 ? timeFmt : clock;
+          return ticks.map((t) => f.format(new Date(t * 1000)));
+        },
       },
       { ...axis, size: 75, values: (_u, ticks) => ticks.map((t) => `${f0.format(t)} W`) },
     ],
