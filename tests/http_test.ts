@@ -660,6 +660,40 @@ Deno.test("the page loads nothing from elsewhere and uses only relative URLs", a
   }
 });
 
+Deno.test("the page's files go out gzip-compressed to browsers that take it", async () => {
+  await using s = await serve();
+  let plain = 0;
+  let sent = 0;
+  for (const path of Object.keys(ASSETS)) {
+    const url = `${s.url}${path.slice(1)}`;
+    const raw = await fetch(url, { headers: { "accept-encoding": "identity" } });
+    const body = new Uint8Array(await raw.arrayBuffer());
+    equal(raw.headers.get("content-encoding"), null);
+    plain += body.length;
+    // Read the compressed bytes off the socket, as a browser gets them.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(s.url).port) });
+    await conn.write(new TextEncoder().encode(
+      `GET ${path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n`,
+    ));
+    const response = new Uint8Array(await new Response(conn.readable).arrayBuffer());
+    const head = new TextDecoder().decode(response.subarray(0, 1024));
+    const at = response.findIndex((_, i) =>
+      response[i] === 13 && response[i + 1] === 10 && response[i + 2] === 13 &&
+      response[i + 3] === 10
+    );
+    const wire = response.subarray(at + 4);
+    if (/content-encoding: gzip/i.test(head)) {
+      const unpacked = new Uint8Array(
+        await new Response(new Blob([wire]).stream().pipeThrough(new DecompressionStream("gzip")))
+          .arrayBuffer(),
+      );
+      deepEqual(unpacked, body, path);
+    }
+    sent += wire.length;
+  }
+  assert(sent < plain * 0.5, `${sent} bytes sent for ${plain}`);
+});
+
 Deno.test("the page's files stay small: a few tens of kilobytes in all", async () => {
   let total = 0;
   for (const { file } of Object.values(ASSETS)) {

@@ -226,8 +226,12 @@ export class WebServer {
       etag: asset.etag,
     };
     if (asset.type.startsWith("text/html")) headers["content-security-policy"] = CSP;
+    if (asset.gzip !== null) headers["vary"] = "accept-encoding";
     if (req.headers.get("if-none-match") === asset.etag) {
       return new Response(null, { status: 304, headers });
+    }
+    if (asset.gzip !== null && /\bgzip\b/.test(req.headers.get("accept-encoding") ?? "")) {
+      return new Response(asset.gzip, { headers: { ...headers, "content-encoding": "gzip" } });
     }
     return new Response(asset.body, { headers });
   }
