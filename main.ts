@@ -18,8 +18,9 @@ export const VERSION: string = denoJson.version;
 const USAGE = `smartmeter ${VERSION}: smart meter customer interface → MQTT / Home Assistant
 
 Usage:
-  smartmeter [run] [--config FILE] [--json] [--no-mqtt]
+  smartmeter [run] [--config FILE] [--json] [--no-mqtt] [--http HOST:PORT]
                      the daemon: meter → MQTT with Home Assistant discovery
+                     (--http: also a web page, JSON API and metrics)
   smartmeter check [--config FILE] [--seconds N]
                      validate the config, listen for a telegram, try the broker
   smartmeter decode [--key HEX] [--auth-key HEX] [--meter-type NAME] [--binary] [FILE|-]
@@ -28,7 +29,7 @@ Usage:
                      record the meter's raw bytes as hex
   smartmeter simulate --meter-type NAME [--key HEX] [--interval S] [--out pty|-|PATH]
                      send frames as that meter would
-  smartmeter demo [--meter-type NAME] [--mqtt URL]
+  smartmeter demo [--meter-type NAME] [--mqtt URL] [--http HOST:PORT]
                      a simulated meter through the whole pipeline → stdout
   smartmeter --version | --help
 

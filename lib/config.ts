@@ -35,6 +35,7 @@
 
 import { parseDocument, visit } from "yaml";
 import { BAUD_RATES } from "./sources/baud.ts";
+import { type ListenAddress, parseListenAddress } from "./sinks/http/address.ts";
 
 // ---------------------------------------------------------------------------------------
 // The typed configuration (the contract with its users)
@@ -85,6 +86,14 @@ export interface MqttConfig {
   credentialsFrom?: "config" | "supervisor";
 }
 
+/** The built-in web server (lib/sinks/http). */
+export interface HttpConfig {
+  /** null = no server */
+  listen: ListenAddress | null;
+  /** what set `listen`, named in errors: "http.listen" or a command-line option */
+  from: string;
+}
+
 /** Where a secret's value came from; null when it is not set at all. */
 export type SecretSource = "file" | "credentials" | "env" | null;
 
@@ -99,6 +108,7 @@ export interface Config {
   /** 16 bytes (GAK) or null */
   authKey: Uint8Array | null;
   mqtt: MqttConfig;
+  http: HttpConfig;
   /** obsolete keys that were present (interface_type, dlms.hdlc_frame_size, dlms.timeout, mqtt.sensors_migrated) */
   obsolete: string[];
   /** key paths this program does not know (typos?), e.g. "mqtt.hots" */
@@ -377,10 +387,16 @@ export const CONFIG_DEFAULTS: readonly ConfigKeyInfo[] = [
     allowed: "4 (MQTT 3.1.1) | 5 (MQTT 5)",
     about: "MQTT protocol version",
   },
+  {
+    path: "http.listen",
+    default: null,
+    allowed: "host:port, like 127.0.0.1:8080 or 0.0.0.0:8080; empty: no web server",
+    about: "the built-in web page, JSON API and Prometheus metrics (read only)",
+  },
 ];
 
 const KNOWN_PATHS: ReadonlySet<string> = new Set(CONFIG_DEFAULTS.map((k) => k.path));
-const SECTIONS = ["dlms", "mqtt"] as const;
+const SECTIONS = ["dlms", "mqtt", "http"] as const;
 
 // ---------------------------------------------------------------------------------------
 // Parsing
@@ -1051,6 +1067,21 @@ function readMqtt(
 }
 
 // ---------------------------------------------------------------------------------------
+// http
+
+function readHttp(r: Reader, h: Mapping): HttpConfig {
+  const from = "http.listen";
+  const text = r.text(from, h.listen)?.trim();
+  if (text === undefined || text === "") return { listen: null, from };
+  const listen = parseListenAddress(text);
+  if (typeof listen === "string") {
+    r.problem(from, listen);
+    return { listen: null, from };
+  }
+  return { listen, from };
+}
+
+// ---------------------------------------------------------------------------------------
 // Entry points
 
 /**
@@ -1106,6 +1137,7 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
     );
   }
   const { mqtt, password } = readMqtt(r, m, opts);
+  const http = readHttp(r, r.section(top, "http"));
 
   if (r.problems.length > 0) {
     throw new ConfigError(r.problems, {
@@ -1121,6 +1153,7 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
     key: key.key,
     authKey: authKey.key,
     mqtt,
+    http,
     obsolete: r.obsolete,
     unknown: r.unknown,
     warnings: r.warnings,

@@ -25,6 +25,8 @@ import { describeLine, sourceFromConfig } from "./sources/open.ts";
 import { type Diagnostics, MqttSink, type MqttSinkOptions } from "./sinks/mqtt.ts";
 import { supervisorMqtt } from "./supervisor.ts";
 import { parseMeterType } from "./cosem/interpret.ts";
+import { StatusModel } from "./status.ts";
+import { webListeners } from "./sinks/http/address.ts";
 
 /** Where readings go; the MQTT sink is one. */
 export interface ReadingSink {
@@ -38,6 +40,8 @@ export interface ReadingSink {
   ready?(timeoutMs: number): Promise<boolean>;
   publishReading(r: Reading): void;
   setDiagnostics(d: Diagnostics): void;
+  /** Whether the broker has the connection (shown by the web server). */
+  readonly connected?: boolean;
   stop(): Promise<void>;
   /** What became of the readings given: every one is either published or superseded. */
   readonly stats?: { readonly published: number; readonly superseded: number };
@@ -61,6 +65,12 @@ export interface DaemonOptions {
   now?: () => number;
   /** How often the health of the input is judged, ms (default 60 s). */
   healthEveryMs?: number;
+  /** What the web server shows (tests pass their own to look at it). */
+  status?: StatusModel;
+  /** Also serve the web page to Home Assistant's ingress proxy (the add-on). */
+  ingress?: boolean;
+  /** Called with the web server's URLs once it listens (`demo` prints them). */
+  onListening?: (urls: string[]) => void;
 }
 
 const PROJECT_URL = "https://github.com/smartmeter-at/smartmeter";
@@ -135,6 +145,30 @@ export function summaryLine(from: Tally, to: Tally): string {
 
 /** Runs until the signal aborts (or a replayed file ends); resolves to the exit status. */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const status = opts.status ?? new StatusModel({ version: opts.version });
+  const listeners = webListeners(opts.config.http, opts.ingress ?? false);
+  if (listeners.length === 0) return await runPipeline(opts, status);
+  // The web server first: an address it cannot have is a config error, before anything runs.
+  // Loaded only when asked for: no cost when it is off.
+  const { WebServer } = await import("./sinks/http/server.ts");
+  const web = await WebServer.start({
+    listeners,
+    status,
+    log: opts.logger.get("smartmeter").child("http"),
+  });
+  if (web instanceof Error) {
+    opts.logger.get("smartmeter").error(web.message);
+    return 78;
+  }
+  opts.onListening?.(web.urls);
+  try {
+    return await runPipeline(opts, status);
+  } finally {
+    await web.stop();
+  }
+}
+
+async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<number> {
   const { config, logger, signal } = opts;
   const log = logger.get("smartmeter");
   const now = opts.now ?? (() => performance.now());
@@ -188,6 +222,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     };
     sink = (opts.createSink ?? ((o) => new MqttSink(o)))(sinkOptions);
     sink.start();
+    const mqttSink = sink;
+    const broker = `${mqttConfig.host}:${mqttConfig.port}`;
+    model.mqtt = () => ({ state: mqttSink.connected ? "connected" : "disconnected", broker });
   }
 
   let source: ByteSource;
@@ -202,12 +239,14 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     ? "baudrate auto"
     : describeLine({ ...config.source, baudRate: config.source.baudRate });
   log.info(`Meter source: ${source.description}${source.kind === "serial" ? ` (${line})` : ""}`);
+  model.setSource(source.description);
 
   const decoder = await Decoder.create({
     key: config.key,
     authKey: config.authKey,
     meterType: parseMeterType(config.meterType),
   });
+  model.decoderStats = decoder.stats;
   const folder = new RepeatFolder();
   const tlog = log.child("telegram");
   let lastTelegram: string | null = null;
@@ -245,6 +284,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
   const handle = async (results: TelegramResult[]) => {
     for (const r of results) {
+      model.record(r);
       opts.onResult?.(r);
       if (r.ok) {
         lastTelegram = new Date().toISOString();
@@ -312,13 +352,17 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         signal,
         log: log.child("source"),
         now,
+        listener: model.sourceListener(),
       })
     ) {
       await handle(await decoder.push(chunk, now()));
     }
     // Only a replayed file has an end of input to report on; a serial line or TCP
     // stream that is stopped just stops.
-    if (source.kind === "file" && !signal.aborted) await handle(await decoder.end());
+    if (source.kind === "file" && !signal.aborted) {
+      await handle(await decoder.end());
+      model.sourceEnded();
+    }
   } catch (e) {
     // Only a capture file that cannot be read ends up here.
     log.error(`Cannot read ${source.description}: ${(e as Error).message}`);

@@ -16,6 +16,7 @@ import {
 } from "../lib/config.ts";
 import { METER_TYPES } from "../lib/cosem/interpret.ts";
 import { COMPILE_TARGETS } from "../scripts/permissions.ts";
+import { INGRESS_PORT } from "../lib/sinks/http/address.ts";
 
 type Mapping = Record<string, unknown>;
 
@@ -134,6 +135,19 @@ Deno.test("addon/config.yaml starts the add-on as a service with serial devices 
     equal(manifest[broad], undefined, `${broad} is not needed`);
   }
   equal(manifest.privileged, undefined);
+});
+
+Deno.test("addon/config.yaml shows the live page in the sidebar through ingress", async () => {
+  equal(manifest.ingress, true);
+  // The program's ingress listener (run --ingress) is on this port and answers only the
+  // Supervisor's proxy; the manifest must send the proxy there (8099 is the default, which
+  // the add-on linter wants left out).
+  equal(manifest.ingress_port ?? 8099, INGRESS_PORT);
+  match(String(manifest.panel_icon), /^mdi:[a-z0-9-]+$/);
+  assert(typeof manifest.panel_title === "string" && manifest.panel_title !== "");
+  // Network access is the user's choice: no host port unless they give one.
+  deepEqual(manifest.ports, { "8080/tcp": null });
+  match(await readText("addon/run.sh"), /--ingress$/m);
 });
 
 Deno.test("every schema entry is a type the Supervisor understands, at most two levels deep", () => {
@@ -340,7 +354,7 @@ Deno.test("run.sh execs the program on the options file and never prints the opt
   const script = await readText("addon/run.sh");
   const code = script.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#"));
   equal(script.split("\n")[0], "#!/bin/sh");
-  equal(code.at(-1), "exec /usr/bin/smartmeter run --config /data/options.json");
+  equal(code.at(-1), "exec /usr/bin/smartmeter run --config /data/options.json --ingress");
   for (const line of code.slice(0, -1)) {
     assert(!/options\.json|\bcat\b|\becho\b|\bjq\b|printenv|set -x|bashio/.test(line), line);
   }

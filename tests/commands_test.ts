@@ -408,10 +408,10 @@ Deno.test("check lists the config's warnings and unknown keys even when it has e
     const r = await run(["check", "-c", `${dir}/bad.yaml`]);
     equal(r.status, 78);
     const text = r.out.join("\n");
-    match(text, /✗ Config: The config file .* has 1 problem:\n  dlms\.key: /);
-    match(text, /  ! mqtt\.hots: unknown key, ignored \(a typo\?\)/);
-    match(text, /  ! mqtt\.device_id: "my meter" has characters other than/);
-    match(text, /  · interface_type: obsolete, accepted and ignored/);
+    match(text, /✗ Config: The config file .* has 1 problem:\n {2}dlms\.key: /);
+    match(text, / {2}! mqtt\.hots: unknown key, ignored \(a typo\?\)/);
+    match(text, / {2}! mqtt\.device_id: "my meter" has characters other than/);
+    match(text, / {2}· interface_type: obsolete, accepted and ignored/);
   });
 });
 
@@ -433,7 +433,7 @@ Deno.test("missing or unreadable TLS files are config errors (exit 78), not a re
       match(log, /mqtt\.tls_key: cannot read ".*missing\.key": it does not exist/);
       const c = await run(["check", "-c", `${dir}/tls.yaml`], {}, ac.signal);
       equal(c.status, 78);
-      match(c.out.join("\n"), /✗ Config: .*\n(.*\n)*  mqtt\.tls_ca: cannot read/);
+      match(c.out.join("\n"), /✗ Config: .*\n(.*\n)* {2}mqtt\.tls_ca: cannot read/);
     } finally {
       clearTimeout(timer);
     }

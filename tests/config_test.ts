@@ -132,6 +132,7 @@ Deno.test("loadConfig() loads the add-on's complete standalone config with every
         clientId: "smartmeter-smartmeter",
         protocolVersion: 4,
       },
+      http: { listen: null, from: "http.listen" },
       obsolete: ["interface_type", "dlms.hdlc_frame_size", "dlms.timeout", "mqtt.sensors_migrated"],
       unknown: [],
       warnings: [],
@@ -250,6 +251,7 @@ Deno.test("CONFIG_DEFAULTS agrees with what an empty file gives", () => {
     "mqtt.tls_insecure": c.mqtt.tlsInsecure,
     "mqtt.client_id": null, // derived: smartmeter-<device_id>
     "mqtt.protocol_version": c.mqtt.protocolVersion,
+    "http.listen": c.http.listen,
   };
   for (const info of CONFIG_DEFAULTS) {
     if (info.obsolete) continue;

@@ -14,8 +14,9 @@ import { sourceFromConfig } from "../sources/open.ts";
 import { type CommandIO, Exit, type ProcessContext, secondsOption, UsageError } from "./io.ts";
 import { BadConfig, findConfigPath, processLogger, readConfig, redactSecrets } from "./setup.ts";
 import { whyUnwritable } from "./access.ts";
+import { httpOption } from "./http_option.ts";
 
-export const RUN_USAGE = `smartmeter [run] [--config FILE] [--json] [--no-mqtt]
+export const RUN_USAGE = `smartmeter [run] [--config FILE] [--json] [--no-mqtt] [--http HOST:PORT]
 
 Reads the meter and publishes to MQTT with Home Assistant discovery until stopped.
 The config is FILE, else $SMARTMETER_CONFIG, else /etc/smartmeter/config.yaml, else
@@ -23,7 +24,11 @@ The config is FILE, else $SMARTMETER_CONFIG, else /etc/smartmeter/config.yaml, e
 
   -c, --config FILE   the config file (YAML or JSON)
   --json              also print every telegram as a JSON line on stdout
-  --no-mqtt           do not connect to MQTT (with --json: a pure reader)`;
+  --no-mqtt           do not connect to MQTT (with --json: a pure reader)
+  --http HOST:PORT    serve the web page, JSON API and metrics there (overrides
+                      http.listen), e.g. 127.0.0.1:8080
+  --ingress           also serve them to Home Assistant's ingress proxy (the add-on
+                      does this: port 8099, answering only 172.30.32.2)`;
 
 export const CAPTURE_USAGE = `smartmeter capture [--config FILE] [--seconds N] [--out FILE]
 
@@ -59,10 +64,13 @@ export async function runCommand(
         config: { type: "string", short: "c" },
         json: { type: "boolean", default: false },
         "no-mqtt": { type: "boolean", default: false },
+        http: { type: "string" },
+        ingress: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
     }));
+    if (values.http !== undefined) httpOption(values.http);
   } catch (e) {
     if (isArgError(e)) return usageFail(io, "run", e);
     throw e;
@@ -85,6 +93,7 @@ export async function runCommand(
   }
   logger.options.level = config.logging;
   redactSecrets(logger, config);
+  if (values.http !== undefined) config.http = httpOption(values.http);
   return await runDaemon({
     config,
     logger,
@@ -92,6 +101,7 @@ export async function runCommand(
     version: ctx.version,
     env: ctx.env,
     mqtt: !values["no-mqtt"],
+    ingress: values.ingress,
     ...(values.json ? { onResult: (r) => io.out(JSON.stringify(resultJson(r))) } : {}),
   });
 }

@@ -8,7 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { toHex } from "../bytes.ts";
-import { ConfigError, type MqttConfig, validateConfig } from "../config.ts";
+import { ConfigError, type HttpConfig, type MqttConfig, validateConfig } from "../config.ts";
 import { METER_TYPES } from "../cosem/interpret.ts";
 import { runDaemon } from "../daemon.ts";
 import { topicsFor } from "../homeassistant/discovery.ts";
@@ -24,6 +24,7 @@ import { type CommandIO, Exit, parseKeyOption, type ProcessContext, UsageError }
 import { processLogger, redactSecrets } from "./setup.ts";
 import { whyUnwritable } from "./access.ts";
 import { clearRetained } from "../sinks/retained.ts";
+import { httpOption } from "./http_option.ts";
 
 /** The key of simulated meters unless one is given (a test key, public on purpose). */
 export const DEMO_KEY = "000102030405060708090a0b0c0d0e0f";
@@ -55,6 +56,7 @@ Meter types: ${SIMULATED_METERS.join(", ")}.
 
 export const DEMO_USAGE =
   `smartmeter demo [--meter-type NAME] [--count N] [--interval S] [--json] [--mqtt URL]
+                [--http HOST:PORT]
 
 A simulated meter through the whole pipeline: simulator → pseudo-terminal → serial port
 → framing, decryption, COSEM → readings on stdout. No setup, no hardware.
@@ -66,7 +68,9 @@ A simulated meter through the whole pipeline: simulator → pseudo-terminal → 
   --mqtt URL          also publish to this broker, e.g. mqtt://user:pass@localhost:1883,
                       as its own device "${DEMO_DEVICE_NAME}" (device id
                       ${DEMO_DEVICE_ID}, never a real installation's), removed from Home
-                      Assistant again when the demo ends`;
+                      Assistant again when the demo ends
+  --http HOST:PORT    also serve the web page there and print its URL, e.g.
+                      127.0.0.1:8080 (with --count 0 it stays up until stopped)`;
 
 function isArgError(e: unknown): boolean {
   return e instanceof UsageError ||
@@ -268,6 +272,7 @@ export async function demoCommand(
   let interval: number;
   let json: boolean;
   let mqtt: Record<string, unknown> | null = null;
+  let http: HttpConfig | null = null;
   try {
     const { values } = parseArgs({
       args,
@@ -277,10 +282,12 @@ export async function demoCommand(
         interval: { type: "string", default: "1" },
         json: { type: "boolean", default: false },
         mqtt: { type: "string" },
+        http: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
     });
+    if (values.http !== undefined) http = httpOption(values.http);
     if (values.help) {
       io.out(DEMO_USAGE);
       return Exit.OK;
@@ -325,6 +332,7 @@ export async function demoCommand(
       ? { host: "localhost" }
       : { ...mqtt, device_id: DEMO_DEVICE_ID, name: DEMO_DEVICE_NAME },
   }, { env: {}, meterTypes: METER_TYPES });
+  if (http !== null) config.http = http;
   const logger = processLogger("info", ctx.env, io.err, ctx.stderrIsTerminal);
   redactSecrets(logger, config);
   const stop = new AbortController();
@@ -360,6 +368,9 @@ export async function demoCommand(
     env: {},
     mqtt: mqtt !== null,
     source: serialSource(config.source, { log: logger.get("demo") }),
+    onListening: (urls) => {
+      for (const url of urls) io.err(`Web page: open ${url} in a browser`);
+    },
     onResult: (r) => {
       if (r.ok) decoded++;
       else failed++;
