@@ -224,7 +224,14 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
     sink.start();
     const mqttSink = sink;
     const broker = `${mqttConfig.host}:${mqttConfig.port}`;
-    model.mqtt = () => ({ state: mqttSink.connected ? "connected" : "disconnected", broker });
+    model.mqtt = () => ({
+      state: mqttSink.connected ? "connected" : "disconnected",
+      broker,
+      ...(mqttSink.stats === undefined ? {} : {
+        published: mqttSink.stats.published,
+        superseded: mqttSink.stats.superseded,
+      }),
+    });
   }
 
   let source: ByteSource;

@@ -71,6 +71,13 @@ export interface MqttStatus {
   readonly state: MqttState;
   /** `host:port` of the broker (never a user name or password). */
   readonly broker: string | null;
+  /**
+   * States sent, and states a newer one replaced before they went out (the publish
+   * interval, a slow or absent broker): decoded = published + superseded, give or take
+   * the one state waiting.
+   */
+  readonly published?: number;
+  readonly superseded?: number;
 }
 
 export interface StatusOptions {

@@ -337,7 +337,12 @@ Deno.test("/api/v1/status shows uptime, version, source, MQTT, counters and last
   const status = new StatusModel({ version: "9.8.7", now: () => now });
   status.setSource("tcp://192.168.1.20:8888");
   status.sourceListener().connected!(null);
-  status.mqtt = () => ({ state: "connected", broker: "broker.lan:1883" });
+  status.mqtt = () => ({
+    state: "connected",
+    broker: "broker.lan:1883",
+    published: 2,
+    superseded: 0,
+  });
   await using s = await serve({ status });
   const good = await decoded(2);
   const bad = await decoded(1, { wrongKey: true });
@@ -353,7 +358,12 @@ Deno.test("/api/v1/status shows uptime, version, source, MQTT, counters and last
     since: "2026-05-01T10:00:00.000Z",
     error: null,
   });
-  deepEqual(body.mqtt, { state: "connected", broker: "broker.lan:1883" });
+  deepEqual(body.mqtt, {
+    state: "connected",
+    broker: "broker.lan:1883",
+    published: 2,
+    superseded: 0,
+  });
   equal(body.telegrams.decoded, 2);
   equal(body.telegrams.failed, 1);
   equal(body.telegrams.failed_by_stage.decrypt, 1);
@@ -447,7 +457,12 @@ Deno.test("/metrics is valid Prometheus text with counters, gauges and build inf
   await using s = await serve();
   s.status.setSource("/dev/ttyUSB0");
   s.status.sourceListener().connected!(null);
-  s.status.mqtt = () => ({ state: "disconnected", broker: "localhost:1883" });
+  s.status.mqtt = () => ({
+    state: "disconnected",
+    broker: "localhost:1883",
+    published: 1,
+    superseded: 1,
+  });
   const good = await decoded(2);
   const bad = await decoded(1, { wrongKey: true });
   for (const r of [...good, ...bad]) s.status.record(r);
@@ -499,6 +514,8 @@ Deno.test("/metrics is valid Prometheus text with counters, gauges and build inf
   assert(Math.abs(lastTime - Date.now() / 1000) < 60, "a time in seconds since the epoch");
   equal(value("smartmeter_source_up"), 1);
   equal(value("smartmeter_mqtt_connected"), 0);
+  equal(value("smartmeter_mqtt_states_published_total"), 1);
+  equal(value("smartmeter_mqtt_states_superseded_total"), 1);
   // The conventions: every family has help and a type, counters end in _total, base
   // units in the name, and each family appears once.
   for (const f of families) {

@@ -91,7 +91,12 @@ export function statusJson(
       since: iso(s.source.sinceMs),
       error: s.source.error,
     },
-    mqtt: { state: mqtt.state, broker: mqtt.broker },
+    mqtt: {
+      state: mqtt.state,
+      broker: mqtt.broker,
+      published: mqtt.published ?? null,
+      superseded: mqtt.superseded ?? null,
+    },
     telegrams: {
       decoded: s.decoded,
       failed: s.failed,
@@ -327,14 +332,28 @@ export function metricsText(s: StatusModel, extra: { eventClients: number }): st
     "1 while the meter source is open, else 0.",
     s.source.state === "open" ? 1 : 0,
   );
-  const mqtt = s.mqtt().state;
-  if (mqtt !== "off") {
+  const mqtt = s.mqtt();
+  if (mqtt.state !== "off") {
     m.add(
       "smartmeter_mqtt_connected",
       "gauge",
       "1 while the MQTT broker has the connection, else 0.",
-      mqtt === "connected" ? 1 : 0,
+      mqtt.state === "connected" ? 1 : 0,
     );
+    if (mqtt.published !== undefined && mqtt.superseded !== undefined) {
+      m.add(
+        "smartmeter_mqtt_states_published_total",
+        "counter",
+        "States published to MQTT.",
+        mqtt.published,
+      );
+      m.add(
+        "smartmeter_mqtt_states_superseded_total",
+        "counter",
+        "States a newer one replaced before they went out (publish interval, slow or absent broker).",
+        mqtt.superseded,
+      );
+    }
   }
   m.add(
     "smartmeter_http_event_clients",
