@@ -109,6 +109,13 @@ export interface Config {
   authKey: Uint8Array | null;
   mqtt: MqttConfig;
   http: HttpConfig;
+  /**
+   * Where the replay guard's frame counters and the energy guard's registers survive
+   * restarts (DESIGN.md "State across restarts"); null: in memory only.
+   */
+  stateDir: string | null;
+  /** what chose `stateDir`: the key, systemd's `$STATE_DIRECTORY`, or the add-on's /data */
+  stateDirFrom: "state_dir" | "STATE_DIRECTORY" | "add-on" | null;
   /** obsolete keys that were present (interface_type, dlms.hdlc_frame_size, dlms.timeout, mqtt.sensors_migrated) */
   obsolete: string[];
   /** key paths this program does not know (typos?), e.g. "mqtt.hots" */
@@ -155,8 +162,9 @@ export class ConfigError extends Error {
 export interface LoadOptions {
   /**
    * The process environment. Read: SMARTMETER_KEY, SMARTMETER_AUTH_KEY,
-   * SMARTMETER_MQTT_PASSWORD (override the file) and SUPERVISOR_TOKEN (set inside the Home
-   * Assistant add-on; decides what an absent or empty `mqtt.host` means).
+   * SMARTMETER_MQTT_PASSWORD (override the file), SUPERVISOR_TOKEN (set inside the Home
+   * Assistant add-on; decides what an absent or empty `mqtt.host` and `state_dir` mean) and
+   * STATE_DIRECTORY (set by systemd's `StateDirectory=`: the default `state_dir`).
    */
   env?: Record<string, string | undefined>;
   /**
@@ -386,6 +394,14 @@ export const CONFIG_DEFAULTS: readonly ConfigKeyInfo[] = [
     default: 4,
     allowed: "4 (MQTT 3.1.1) | 5 (MQTT 5)",
     about: "MQTT protocol version",
+  },
+  {
+    path: "state_dir",
+    default: null,
+    allowed: "a directory the program may write",
+    about: "where frame counters and energy registers survive restarts (one small file, " +
+      "nothing secret); absent: $STATE_DIRECTORY (systemd's StateDirectory=), /data in the " +
+      "Home Assistant add-on, otherwise kept in memory only",
   },
   {
     path: "http.listen",
@@ -1067,6 +1083,26 @@ function readMqtt(
 }
 
 // ---------------------------------------------------------------------------------------
+// state_dir
+
+function readStateDir(
+  r: Reader,
+  v: unknown,
+  env: LoadOptions["env"],
+): Pick<Config, "stateDir" | "stateDirFrom"> {
+  const given = r.text("state_dir", v)?.trim();
+  if (given !== undefined && given !== "") {
+    if (given.includes("\0")) r.problem("state_dir", "must be a directory path");
+    return { stateDir: given, stateDirFrom: "state_dir" };
+  }
+  // systemd's StateDirectory= sets it (several directories are separated by ":").
+  const systemd = env?.STATE_DIRECTORY?.split(":")[0]?.trim();
+  if (systemd) return { stateDir: systemd, stateDirFrom: "STATE_DIRECTORY" };
+  if ((env?.SUPERVISOR_TOKEN ?? "") !== "") return { stateDir: "/data", stateDirFrom: "add-on" };
+  return { stateDir: null, stateDirFrom: null };
+}
+
+// ---------------------------------------------------------------------------------------
 // http
 
 function readHttp(r: Reader, h: Mapping): HttpConfig {
@@ -1138,6 +1174,7 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
   }
   const { mqtt, password } = readMqtt(r, m, opts);
   const http = readHttp(r, r.section(top, "http"));
+  const state = readStateDir(r, top.state_dir, opts.env);
 
   if (r.problems.length > 0) {
     throw new ConfigError(r.problems, {
@@ -1154,6 +1191,7 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
     authKey: authKey.key,
     mqtt,
     http,
+    ...state,
     obsolete: r.obsolete,
     unknown: r.unknown,
     warnings: r.warnings,

@@ -17,7 +17,9 @@
 
 import type { Config } from "./config.ts";
 import { logConfigNotes } from "./config_notes.ts";
-import { Decoder, type TelegramResult } from "./pipeline.ts";
+import { type DecodedTelegram, Decoder, type TelegramResult } from "./pipeline.ts";
+import { describeGuardEvent } from "./homeassistant/guard.ts";
+import { StateFile } from "./state_file.ts";
 import type { Log, Logger } from "./log.ts";
 import type { Reading } from "./cosem/reading.ts";
 import { type ByteSource, readResilient } from "./sources/source.ts";
@@ -65,6 +67,10 @@ export interface DaemonOptions {
   now?: () => number;
   /** How often the health of the input is judged, ms (default 60 s). */
   healthEveryMs?: number;
+  /** How often the state file is written while telegrams arrive, ms (default 5 min). */
+  stateEveryMs?: number;
+  /** Wall clock, ms since the epoch (the energy guard's times survive restarts). */
+  clock?: () => number;
   /** What the web server shows (tests pass their own to look at it). */
   status?: StatusModel;
   /** Also serve the web page to Home Assistant's ingress proxy (the add-on). */
@@ -79,6 +85,8 @@ const PROJECT_URL = "https://github.com/smartmeter-at/smartmeter";
  * or to drain a backed-up socket) before it reads on without waiting.
  */
 const FILE_WAIT_MS = 15_000;
+/** How often the state file is written while telegrams arrive. */
+const STATE_EVERY_MS = 5 * 60_000;
 /** How often the log sums up what was decoded and published. */
 const SUMMARY_EVERY_MS = 60 * 60_000;
 /** Identical failure messages are logged at most once in this window; repeats are counted. */
@@ -176,6 +184,15 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
 
   log.info(`smartmeter ${opts.version} starting: meter type ${config.meterType}`);
   logConfigNotes(log, config);
+  const wallNow = opts.clock ?? Date.now;
+  const state = await StateFile.open(config.stateDir, config.key, log.child("state"));
+  if (config.stateDir === null) {
+    log.info(
+      "No state_dir: frame counters and energy registers are kept in memory only, so after " +
+        "a restart the first telegrams are trusted again",
+    );
+  }
+  const { counters, energy: guard } = state.restored;
 
   let sink: ReadingSink | null = null;
   if (useMqtt) {
@@ -252,6 +269,7 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
     key: config.key,
     authKey: config.authKey,
     meterType: parseMeterType(config.meterType),
+    counters,
   });
   model.decoderStats = decoder.stats;
   const folder = new RepeatFolder();
@@ -289,8 +307,21 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
     }
   };
 
+  // Energy registers are judged once, before any output: MQTT, the web page, the metrics
+  // and the JSON lines all see the same guarded reading.
+  const glog = log.child("energy");
+  const guarded = (r: DecodedTelegram): DecodedTelegram => {
+    const g = guard.filter(r.reading, wallNow());
+    for (const e of g.events) {
+      const quiet = e.kind === "leap-confirmed" || e.kind === "drop-ended";
+      glog[quiet ? "info" : "warning"](describeGuardEvent(e));
+    }
+    return g.reading === r.reading ? r : { ...r, reading: g.reading };
+  };
+
   const handle = async (results: TelegramResult[]) => {
-    for (const r of results) {
+    for (const raw of results) {
+      const r = raw.ok ? guarded(raw) : raw;
       model.record(r);
       opts.onResult?.(r);
       if (r.ok) {
@@ -311,6 +342,18 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
     }
     if (results.length > 0) sink?.setDiagnostics(diagnostics());
   };
+
+  // The guards' state goes to the state file every few minutes while telegrams arrive, and
+  // at the stop: after a crash at most those minutes are lost.
+  let savedAt = decoder.stats.decoded;
+  const saveState = async () => {
+    if (state.file.path === null || decoder.stats.decoded === savedAt) return;
+    savedAt = decoder.stats.decoded;
+    await state.file.save(state.restored, wallNow());
+  };
+  const stateTimer = state.file.path === null
+    ? undefined
+    : setInterval(saveState, opts.stateEveryMs ?? STATE_EVERY_MS);
 
   // Health: once a period, say when the input has stopped making sense, and when it is back.
   // Once an hour, a summary: what was decoded, and what became of it.
@@ -376,10 +419,12 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
     status = 1;
   } finally {
     clearInterval(healthTimer);
+    clearInterval(stateTimer);
     const s = decoder.stats;
     log.info(
       `Stopping: ${s.decoded} telegrams decoded, ${s.failed} failed, ${s.bytes} bytes read`,
     );
+    await saveState();
     await sink?.stop();
   }
   return status;

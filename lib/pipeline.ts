@@ -40,6 +40,8 @@ export interface DecoderOptions {
   systemTitle?: Uint8Array | null;
   /** Silence after which a partial frame or block transfer is dropped, ms (default 1000). */
   gapMs?: number;
+  /** The replay guard, with the counters a previous run saved (default: a fresh one). */
+  counters?: CounterGuard;
 }
 
 /** A telegram that decoded. */
@@ -98,7 +100,7 @@ export class Decoder {
   };
   readonly #framer: Framer;
   readonly #transfer = new BlockTransfer();
-  readonly #counters = new CounterGuard();
+  readonly #counters: CounterGuard;
   readonly #security: SecurityContext | null;
   readonly #meterType: MeterType;
   readonly #systemTitle: Uint8Array | null;
@@ -109,6 +111,7 @@ export class Decoder {
   private constructor(opts: DecoderOptions, security: SecurityContext | null) {
     this.#gapMs = opts.gapMs ?? 1000;
     this.#framer = new Framer({ gapMs: this.#gapMs });
+    this.#counters = opts.counters ?? new CounterGuard();
     this.#security = security;
     this.#meterType = opts.meterType ?? "auto";
     this.#systemTitle = opts.systemTitle ?? null;

@@ -101,7 +101,8 @@ const LEFT_OUT_OBSOLETE = [
   "mqtt.sensors_migrated",
 ];
 /** Program keys a user could set but the add-on deliberately does not offer. */
-const LEFT_OUT_OTHER: readonly string[] = [];
+/** Keys the add-on sets itself: the state lives in the add-on's own /data. */
+const LEFT_OUT_OTHER: readonly string[] = ["state_dir"];
 
 const SUPERVISOR_ENV = { SUPERVISOR_TOKEN: "x" };
 

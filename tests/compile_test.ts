@@ -529,6 +529,8 @@ Deno.test("the sandboxed daemon asks the Supervisor for the broker when mqtt.hos
         env: {
           SUPERVISOR_TOKEN: "token-from-the-supervisor",
           SUPERVISOR_URL: `http://127.0.0.1:${supervisor.addr.port}`,
+          // The add-on keeps its state in /data; here, in the test's own directory.
+          STATE_DIRECTORY: dir,
         },
       });
       if (subscriber) {

@@ -133,6 +133,8 @@ Deno.test("loadConfig() loads the add-on's complete standalone config with every
         protocolVersion: 4,
       },
       http: { listen: null, from: "http.listen" },
+      stateDir: null,
+      stateDirFrom: null,
       obsolete: ["interface_type", "dlms.hdlc_frame_size", "dlms.timeout", "mqtt.sensors_migrated"],
       unknown: [],
       warnings: [],
@@ -252,6 +254,7 @@ Deno.test("CONFIG_DEFAULTS agrees with what an empty file gives", () => {
     "mqtt.client_id": null, // derived: smartmeter-<device_id>
     "mqtt.protocol_version": c.mqtt.protocolVersion,
     "http.listen": c.http.listen,
+    "state_dir": c.stateDir,
   };
   for (const info of CONFIG_DEFAULTS) {
     if (info.obsolete) continue;

@@ -670,34 +670,6 @@ Deno.test({
 });
 
 Deno.test({
-  name: "MqttSink leaves out an energy register that went backwards, and logs it",
-  ignore: missing !== null,
-  fn: () =>
-    withBroker(async (broker, watcher) => {
-      const { sink, logs } = makeSink(config(broker.port));
-      try {
-        sink.start();
-        await waitUntil(() => sink.connected, "the connection");
-        sink.publishReading(e450(5000));
-        await watcher().next(TOPICS.state, "the first state");
-        sink.publishReading(e450(4000, 77));
-        const state = JSON.parse(
-          (await watcher().next(TOPICS.state, "the second state", 1)).payload,
-        );
-        equal(state.energy_import_wh, undefined);
-        equal(state.total_con, undefined);
-        equal(state.power_import_w, 77);
-        ok(logs.some((l) =>
-          l.level === "warning" &&
-          l.msg === "Energy register not published: energy_import_wh went back from 5000 to 4000"
-        ));
-      } finally {
-        await sink.stop();
-      }
-    }),
-});
-
-Deno.test({
   name: "MqttSink connects over TLS: CA, client certificate, host name check",
   ignore: missingTls !== null,
   fn: async (t) => {

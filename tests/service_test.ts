@@ -21,6 +21,8 @@ Deno.test("smartmeter.service is hardened the way the daemon needs", () => {
       "NoNewPrivileges=yes",
       "ProtectSystem=strict",
       "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+      // The state file: ProtectSystem=strict leaves only this directory writable.
+      "StateDirectory=smartmeter",
     ]
   ) assert(has(d), `missing ${d}`);
   // V8 needs writable+executable memory; the IR head is a device.

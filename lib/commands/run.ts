@@ -17,6 +17,7 @@ import { whyUnwritable } from "./access.ts";
 import { httpOption } from "./http_option.ts";
 
 export const RUN_USAGE = `smartmeter [run] [--config FILE] [--json] [--no-mqtt] [--http HOST:PORT]
+                 [--state-dir DIR]
 
 Reads the meter and publishes to MQTT with Home Assistant discovery until stopped.
 The config is FILE, else $SMARTMETER_CONFIG, else /etc/smartmeter/config.yaml, else
@@ -28,7 +29,9 @@ The config is FILE, else $SMARTMETER_CONFIG, else /etc/smartmeter/config.yaml, e
   --http HOST:PORT    serve the web page, JSON API and metrics there (overrides
                       http.listen), e.g. 127.0.0.1:8080
   --ingress           also serve them to Home Assistant's ingress proxy (the add-on
-                      does this: port 8099, answering only 172.30.32.2)`;
+                      does this: port 8099, answering only 172.30.32.2)
+  --state-dir DIR     keep frame counters and energy registers across restarts in DIR
+                      (overrides state_dir; under systemd: StateDirectory=)`;
 
 export const CAPTURE_USAGE = `smartmeter capture [--config FILE] [--seconds N] [--out FILE]
 
@@ -66,11 +69,15 @@ export async function runCommand(
         "no-mqtt": { type: "boolean", default: false },
         http: { type: "string" },
         ingress: { type: "boolean", default: false },
+        "state-dir": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
     }));
     if (values.http !== undefined) httpOption(values.http);
+    if (values["state-dir"]?.trim() === "") {
+      throw new UsageError("--state-dir needs a directory");
+    }
   } catch (e) {
     if (isArgError(e)) return usageFail(io, "run", e);
     throw e;
@@ -94,6 +101,10 @@ export async function runCommand(
   logger.options.level = config.logging;
   redactSecrets(logger, config);
   if (values.http !== undefined) config.http = httpOption(values.http);
+  if (values["state-dir"] !== undefined) {
+    config.stateDir = values["state-dir"];
+    config.stateDirFrom = "state_dir";
+  }
   return await runDaemon({
     config,
     logger,

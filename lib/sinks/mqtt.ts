@@ -25,7 +25,8 @@
  *   values the meter had not sent before.
  * - `<base>/meter` goes `offline` when no reading arrived for `meterTimeout` seconds, and
  *   `online` with the next one; the meter's entities need both availability topics.
- * - Energy registers that went backwards are removed before publishing (`EnergyGuard`).
+ * - Energy registers arrive already guarded (the daemon's `EnergyGuard`): what reaches the
+ *   sink is published as it is.
  * - The password is never logged.
  *
  * @module
@@ -46,7 +47,6 @@ import {
   type Topics,
   topicsFor,
 } from "../homeassistant/discovery.ts";
-import { EnergyGuard } from "../homeassistant/guard.ts";
 import { buildState } from "../homeassistant/state.ts";
 
 /** The MQTT part of the configuration (same fields as `MqttConfig` in lib/config.ts). */
@@ -170,7 +170,6 @@ export class MqttSink {
   readonly #createClient: (options: IClientOptions) => MqttClient;
   readonly #topics: Topics;
   readonly #statusTopics: string[];
-  readonly #guard = new EnergyGuard();
   readonly #present = new Set<NamedKey>();
   readonly #state: Throttle<Reading>;
   readonly #diagnostics: Throttle<Diagnostics>;
@@ -469,11 +468,7 @@ export class MqttSink {
 
   #sendState(r: Reading): boolean {
     if (!this.connected || this.#congested()) return false;
-    const { reading, dropped } = this.#guard.filter(r);
-    for (const line of dropped) {
-      this.#log("warning", `Energy register not published: ${line}`);
-    }
-    const json = JSON.stringify(buildState(reading));
+    const json = JSON.stringify(buildState(r));
     if (!this.#publish(this.#topics.state, json, 0, false)) return false;
     this.#lastState = json;
     this.stats.published++;
