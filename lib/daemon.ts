@@ -193,6 +193,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       if (r.ok) {
         lastTelegram = new Date().toISOString();
         sink?.publishReading(r.reading);
+        for (const w of r.reading.withheld ?? []) {
+          const msg = folder.line(`Named values withheld: ${w.reason}`, now());
+          if (msg) tlog.warning(msg);
+        }
         if (tlog.debugEnabled) {
           tlog.debug(
             `${r.framing} ${r.security} ${r.layout} counter ${r.reading.frame_counter}: ${
