@@ -18,7 +18,7 @@
  */
 
 import { toHex } from "../bytes.ts";
-import { checkConsistency, type CheckedValue } from "./consistency.ts";
+import { checkConsistency, CHECKED_KEYS, type CheckedValue } from "./consistency.ts";
 import { NAMED_VALUES, type NamedKey, namedValueFor, type NamedValues } from "./obis.ts";
 import type { Interpretation, ObisEntry, Reading, Register, Withheld } from "./reading.ts";
 
@@ -74,7 +74,7 @@ export function buildReading(
     if (converted !== undefined && Number.isFinite(converted)) {
       values[named.key] = converted;
       sources.set(named.key, register);
-      if (register.scale?.from === "rule") ruleScaled = true;
+      if (register.scale?.from === "rule" && CHECKED_KEYS.has(named.key)) ruleScaled = true;
     }
   }
   const withheld: Withheld[] = [];
@@ -125,6 +125,7 @@ function doubtful(
 ): Withheld[] {
   const checked = new Map<NamedKey, CheckedValue>();
   for (const [key, r] of sources) {
+    if (!CHECKED_KEYS.has(key)) continue;
     const unit = NAMED_UNITS.get(key)!;
     checked.set(key, {
       value: values[key]!,

@@ -54,6 +54,13 @@ const POWERS: readonly NamedKey[] = ["power_import_w", "power_export_w"];
 
 const fmt = (n: number) => String(Math.round(n * 1000) / 1000);
 
+/** The named values the checks read. */
+export const CHECKED_KEYS: ReadonlySet<NamedKey> = new Set<NamedKey>([
+  ...PHASES.flat(),
+  ...POWERS,
+  "power_factor",
+]);
+
 /** Values that fail the checks, to be withheld, each with the reason. */
 export function checkConsistency(named: ReadonlyMap<NamedKey, CheckedValue>): Withheld[] {
   const out: Withheld[] = [];
@@ -66,14 +73,16 @@ export function checkConsistency(named: ReadonlyMap<NamedKey, CheckedValue>): Wi
   };
 
   // Ranges.
-  const badVoltages = PHASES.map(([u]) => u).filter((k) => {
+  let badVoltages: NamedKey[] | null = null;
+  for (const [k] of PHASES) {
     const v = named.get(k);
-    if (!v?.ruleScaled) return false;
+    if (!v?.ruleScaled) continue;
     const u = Math.abs(v.value);
-    return u !== 0 &&
-      (u + v.resolution < EXTRA_LOW_VOLTAGE || u - v.resolution > LOW_VOLTAGE_MAX);
-  });
-  if (badVoltages.length > 0) {
+    if (u !== 0 && (u + v.resolution < EXTRA_LOW_VOLTAGE || u - v.resolution > LOW_VOLTAGE_MAX)) {
+      (badVoltages ??= []).push(k);
+    }
+  }
+  if (badVoltages !== null) {
     withhold(
       badVoltages,
       `Voltage out of range: ${
@@ -92,46 +101,43 @@ export function checkConsistency(named: ReadonlyMap<NamedKey, CheckedValue>): Wi
   }
 
   // Active power against the apparent power of the phases.
-  const phases = PHASES.filter(([, i]) => named.has(i));
-  const powers = POWERS.filter((k) => named.has(k));
-  if (phases.length === 0 || powers.length === 0) return out;
-  const involved: NamedKey[] = [...powers];
-  let upper = 0;
-  let lower = 0;
-  const terms: string[] = [];
-  for (const [uKey, iKey] of phases) {
-    const i = named.get(iKey)!;
-    const amps = Math.abs(i.value);
-    involved.push(iKey);
-    const u = doubtful.has(uKey) ? undefined : named.get(uKey);
-    let uHigh: number, uLow: number, uText: string;
-    if (u !== undefined && u.value !== 0) {
-      involved.push(uKey);
-      const volts = Math.abs(u.value);
-      uHigh = volts + u.resolution;
-      uLow = Math.max(0, volts - u.resolution);
-      uText = `${fmt(volts)} V`;
-    } else {
-      uHigh = NOMINAL_VOLTAGE * (1 + VOLTAGE_TOLERANCE);
-      uLow = NOMINAL_VOLTAGE * (1 - VOLTAGE_TOLERANCE);
-      uText = `${NOMINAL_VOLTAGE} V nominal`;
-    }
-    upper += uHigh * (amps + i.resolution);
-    lower += uLow * Math.max(0, amps - i.resolution);
-    terms.push(`${uText} × ${fmt(amps)} A`);
-  }
-  if (!involved.some((k) => named.get(k)!.ruleScaled && !doubtful.has(k))) return out;
   let p = 0;
   let pTolerance = 0;
-  for (const k of powers) {
-    p += Math.abs(named.get(k)!.value);
-    pTolerance += named.get(k)!.resolution;
+  let powers = 0;
+  let anyRule = false;
+  for (const k of POWERS) {
+    const v = named.get(k);
+    if (v === undefined) continue;
+    powers++;
+    p += Math.abs(v.value);
+    pTolerance += v.resolution;
+    anyRule ||= v.ruleScaled;
   }
-  const apparent = `Σ U·I = ${terms.join(" + ")}`;
-  const pText = `active power ${fmt(p)} W (${
-    powers.map((k) => `${k} ${fmt(named.get(k)!.value)}`).join(", ")
-  })`;
+  if (powers === 0) return out;
+  let phases = 0;
+  let upper = 0;
+  let lower = 0;
+  for (const [uKey, iKey] of PHASES) {
+    const i = named.get(iKey);
+    if (i === undefined) continue;
+    phases++;
+    anyRule ||= i.ruleScaled;
+    const amps = Math.abs(i.value);
+    const u = voltageOf(named, doubtful, uKey);
+    if (u !== undefined) anyRule ||= u.ruleScaled;
+    const volts = u === undefined ? 0 : Math.abs(u.value);
+    const uHigh = u === undefined
+      ? NOMINAL_VOLTAGE * (1 + VOLTAGE_TOLERANCE)
+      : volts + u.resolution;
+    const uLow = u === undefined
+      ? NOMINAL_VOLTAGE * (1 - VOLTAGE_TOLERANCE)
+      : Math.max(0, volts - u.resolution);
+    upper += uHigh * (amps + i.resolution);
+    lower += uLow * Math.max(0, amps - i.resolution);
+  }
+  if (phases === 0 || !anyRule) return out;
   if (p - pTolerance > upper * (1 + RELATIVE_SLACK)) {
+    const { involved, pText, apparent } = describe(named, doubtful, p);
     withhold(
       involved,
       `Active power above the apparent power: ${pText} exceeds ${apparent} ≈ ${
@@ -142,6 +148,7 @@ export function checkConsistency(named: ReadonlyMap<NamedKey, CheckedValue>): Wi
     p - pTolerance >= LOAD_FOR_POWER_FACTOR && lower > 0 &&
     (p + pTolerance) * (1 + RELATIVE_SLACK) / lower < LOWEST_POWER_FACTOR
   ) {
+    const { involved, pText, apparent } = describe(named, doubtful, p);
     withhold(
       involved,
       `Implausible power factor: ${pText} against ${apparent} ≈ ${fmt(lower)} VA at least gives ${
@@ -150,4 +157,41 @@ export function checkConsistency(named: ReadonlyMap<NamedKey, CheckedValue>): Wi
     );
   }
   return out;
+}
+
+/** A phase's voltage, unless it is absent, 0 or withheld (then the nominal one counts). */
+function voltageOf(
+  named: ReadonlyMap<NamedKey, CheckedValue>,
+  doubtful: ReadonlySet<NamedKey>,
+  key: NamedKey,
+): CheckedValue | undefined {
+  const u = doubtful.has(key) ? undefined : named.get(key);
+  return u === undefined || u.value === 0 ? undefined : u;
+}
+
+/** The keys a failed power comparison involves, and its values as text. */
+function describe(
+  named: ReadonlyMap<NamedKey, CheckedValue>,
+  doubtful: ReadonlySet<NamedKey>,
+  p: number,
+): { involved: NamedKey[]; pText: string; apparent: string } {
+  const powers = POWERS.filter((k) => named.has(k));
+  const involved: NamedKey[] = [...powers];
+  const terms: string[] = [];
+  for (const [uKey, iKey] of PHASES) {
+    const i = named.get(iKey);
+    if (i === undefined) continue;
+    involved.push(iKey);
+    const u = voltageOf(named, doubtful, uKey);
+    if (u !== undefined) involved.push(uKey);
+    const uText = u === undefined ? `${NOMINAL_VOLTAGE} V nominal` : `${fmt(Math.abs(u.value))} V`;
+    terms.push(`${uText} × ${fmt(Math.abs(i.value))} A`);
+  }
+  return {
+    involved,
+    pText: `active power ${fmt(p)} W (${
+      powers.map((k) => `${k} ${fmt(named.get(k)!.value)}`).join(", ")
+    })`,
+    apparent: `Σ U·I = ${terms.join(" + ")}`,
+  };
 }
