@@ -127,7 +127,7 @@ export const OBIS_NAMES: Readonly<Record<string, string>> = {
   "0-1:1.0.0": "clock",
   "0-0:96.1.0": "meter serial number",
   "0-0:96.1.1": "second serial number",
-  "1-1:0.0.5": "meter id (GS1 number)",
+  "1-1:0.0.5": "meter id, GS1 number",
   "0-0:42.0.0": "logical device name",
   "0-0:96.1.7": "meter type",
   "1-1:96.1.1": "meter type",
