@@ -80,15 +80,16 @@ export class Explainer {
   /** The lines for one step. */
   step(s: TraceStep): string[] {
     const out: string[] = [];
+    // Garbage between telegrams belongs to none of them.
+    if (s.kind === "skipped") {
+      return [line("skipped", `${s.bytes} bytes at input byte ${s.offset}: ${s.reason}`)];
+    }
     if (!this.#open) {
       this.#open = true;
       this.#telegram++;
       out.push(`telegram ${this.#telegram}`);
     }
     switch (s.kind) {
-      case "skipped":
-        out.push(line("skipped", `${s.bytes} bytes at input byte ${s.offset}: ${s.reason}`));
-        break;
       case "frame":
         out.push(line(
           "frame",

@@ -191,7 +191,16 @@ Deno.test("explain reports framing failures and skipped bytes too", async () => 
   const noise = fromHex("0102030405");
   const text = (await explain(noise)).join("\n");
   match(text, /result {5}failed at framing: No frame found in 5 bytes/);
-  const f = fixture("netznoe_kaifa-ma309_1");
-  const wrong = (await explain(f.bytes, { key: new Uint8Array(16) })).join("\n");
+  const f = fixture("norway_kaifa-list1_1");
+  const lines = await explain(fromHex("0102" + toHex(f.bytes) + "aabbcc"));
+  equal(lines.filter((l) => /^telegram \d+$/.test(l)).length, 1, lines.join("\n"));
+  assert(lines.some((l) => /^ {2}skipped {4}2 bytes at input byte 0: /.test(l)));
+  match(
+    lines.at(-1)!,
+    /^ {2}skipped {4}\d+ bytes at input byte 4\d: /,
+    "after the telegram, in none",
+  );
+  const noe = fixture("netznoe_kaifa-ma309_1");
+  const wrong = (await explain(noe.bytes, { key: new Uint8Array(16) })).join("\n");
   match(wrong, /result {5}failed at decrypt: /);
 });
