@@ -56,7 +56,8 @@ export function buildReading(
 ): Reading {
   const values: NamedValues = {};
   const obis: Record<string, ObisEntry> = {};
-  const sources = new Map<NamedKey, Register>();
+  /** The registers of the named values the consistency check reads. */
+  let checked: Map<NamedKey, Register> | null = null;
   let unknown: Map<NamedKey, string> | null = null;
   let ruleScaled = false;
   for (const register of i.registers) {
@@ -73,13 +74,15 @@ export function buildReading(
     // A float register may hold NaN or an infinity (or overflow when scaled): not a value.
     if (converted !== undefined && Number.isFinite(converted)) {
       values[named.key] = converted;
-      sources.set(named.key, register);
-      if (register.scale?.from === "rule" && CHECKED_KEYS.has(named.key)) ruleScaled = true;
+      if (CHECKED_KEYS.has(named.key)) {
+        (checked ??= new Map()).set(named.key, register);
+        if (register.scale?.from === "rule") ruleScaled = true;
+      }
     }
   }
   const withheld: Withheld[] = [];
   if (unknown !== null) withheld.push(...unscaled(unknown, values));
-  if (ruleScaled) withheld.push(...doubtful(values, sources, obis));
+  if (ruleScaled) withheld.push(...doubtful(values, checked!, obis));
   if (values.power_import_w !== undefined && values.power_export_w !== undefined) {
     const net = values.power_import_w - values.power_export_w;
     if (Number.isFinite(net)) values.power_w = net;
@@ -125,7 +128,6 @@ function doubtful(
 ): Withheld[] {
   const checked = new Map<NamedKey, CheckedValue>();
   for (const [key, r] of sources) {
-    if (!CHECKED_KEYS.has(key)) continue;
     const unit = NAMED_UNITS.get(key)!;
     checked.set(key, {
       value: values[key]!,
