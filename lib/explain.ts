@@ -27,6 +27,7 @@ import { ByteReader, hex2, latin1, toHex } from "./bytes.ts";
 import { type AxdrValue, DataTag, decodeDataWhole, type Spans } from "./dlms/axdr.ts";
 import { formatDateTime, looksLikeDateTime, parseDateTime } from "./dlms/datetime.ts";
 import type { Apdu, CipheredApdu, DataNotification } from "./dlms/apdu.ts";
+import type { SecurityLevel } from "./dlms/security.ts";
 import { interpretDsmr } from "./cosem/dsmr.ts";
 import { interpret, LayoutError, type MeterType } from "./cosem/interpret.ts";
 import { POSITIONAL_LAYOUTS } from "./cosem/layouts.ts";
@@ -115,7 +116,7 @@ export class Explainer {
     return out;
   }
 
-  #tag(security: string): string {
+  #tag(security: SecurityLevel): string {
     const a = this.#ciphered;
     if (a === null || a.authTag === null) return "no GCM tag sent";
     return security.endsWith("authenticated")
