@@ -23,8 +23,9 @@ Usage:
                      (--http: also a web page, JSON API and metrics)
   smartmeter check [--config FILE] [--seconds N]
                      validate the config, listen for a telegram, try the broker
-  smartmeter decode [--key HEX] [--auth-key HEX] [--meter-type NAME] [--binary] [FILE|-]
-                     decode a capture (hex text by default) → one JSON object per telegram
+  smartmeter decode [--key HEX] [--auth-key HEX] [--meter-type NAME] [--binary] [--explain] [FILE|-]
+                     decode a capture (hex text by default) → one JSON object per telegram;
+                     --explain shows what each layer saw (never a key), for bug reports
   smartmeter capture [--config FILE] [--seconds N] [--out FILE]
                      record the meter's raw bytes as hex
   smartmeter simulate --meter-type NAME [--key HEX] [--interval S] [--out pty|-|PATH]

@@ -328,6 +328,10 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
         lastTelegram = new Date().toISOString();
         if (pullFrom) await admit(pullFrom);
         sink?.publishReading(r.reading);
+        for (const w of r.reading.withheld ?? []) {
+          const msg = folder.line(`Named values withheld: ${w.reason}`, now());
+          if (msg) tlog.warning(msg);
+        }
         if (tlog.debugEnabled) {
           tlog.debug(
             `${r.framing} ${r.security} ${r.layout} counter ${r.reading.frame_counter}: ${

@@ -42,7 +42,40 @@ export interface DecoderOptions {
   gapMs?: number;
   /** The replay guard, with the counters a previous run saved (default: a fresh one). */
   counters?: CounterGuard;
+  /** Told each step as it happens (`decode --explain`); never given a key. */
+  trace?: (step: TraceStep) => void;
 }
+
+/** One step of the decoder's work, for `decode --explain`. No step carries a key. */
+export type TraceStep =
+  | {
+    readonly kind: "frame";
+    readonly framing: Framing;
+    /** Stream offset of the first frame. */
+    readonly offset: number;
+    readonly frames: number;
+    readonly payload: Uint8Array;
+  }
+  | {
+    readonly kind: "skipped";
+    readonly offset: number;
+    readonly bytes: number;
+    readonly reason: string;
+  }
+  /** An APDU parsed from `bytes`; `depth` counts the APDUs it is nested in. */
+  | {
+    readonly kind: "apdu";
+    readonly apdu: Apdu;
+    readonly bytes: Uint8Array;
+    readonly depth: number;
+  }
+  | {
+    readonly kind: "decrypted";
+    readonly security: SecurityLevel;
+    readonly systemTitle: Uint8Array;
+    readonly plaintext: Uint8Array;
+  }
+  | { readonly kind: "result"; readonly result: TelegramResult };
 
 /** A telegram that decoded. */
 export interface DecodedTelegram {
@@ -105,6 +138,7 @@ export class Decoder {
   readonly #meterType: MeterType;
   readonly #systemTitle: Uint8Array | null;
   readonly #gapMs: number;
+  readonly #trace: ((step: TraceStep) => void) | null;
   #lastMs: number | null = null;
   #transferStart = 0;
 
@@ -115,6 +149,7 @@ export class Decoder {
     this.#security = security;
     this.#meterType = opts.meterType ?? "auto";
     this.#systemTitle = opts.systemTitle ?? null;
+    this.#trace = opts.trace ?? null;
   }
 
   /** Creates a decoder; imports the keys once. */
@@ -179,6 +214,7 @@ export class Decoder {
       switch (ev.kind) {
         case "skipped":
           this.stats.skippedBytes += ev.bytes;
+          this.#trace?.(ev);
           break;
         case "error":
           out.push(this.#fail({
@@ -190,6 +226,13 @@ export class Decoder {
           break;
         case "payload": {
           this.stats.frames++;
+          this.#trace?.({
+            kind: "frame",
+            framing: ev.framing,
+            offset: ev.offset,
+            frames: ev.frames,
+            payload: ev.payload,
+          });
           const ctx: Context = {
             framing: ev.framing,
             offset: ev.offset,
@@ -211,6 +254,7 @@ export class Decoder {
         throw new ParseError("apdu", 0, `APDUs nested ${depth} deep: damaged or hostile data`);
       }
       apdu = parseApdu(bytes);
+      this.#trace?.({ kind: "apdu", apdu, bytes, depth });
       switch (apdu.kind) {
         case "block": {
           if (apdu.blockNumber === 1) this.#transferStart = ctx.offset;
@@ -273,6 +317,7 @@ export class Decoder {
       });
     }
     const { plaintext, security } = await this.#security.decrypt(apdu, systemTitle);
+    this.#trace?.({ kind: "decrypted", security, systemTitle, plaintext });
     const titleHex = toHex(systemTitle);
     this.#counters.check(titleHex, apdu.invocationCounter);
     return await this.#apdu(plaintext, {
@@ -285,7 +330,7 @@ export class Decoder {
 
   #ok(ctx: Context, interpretation: Interpretation): DecodedTelegram {
     this.stats.decoded++;
-    return {
+    const result: DecodedTelegram = {
       ok: true,
       framing: ctx.framing,
       security: ctx.security,
@@ -295,6 +340,8 @@ export class Decoder {
         frameCounter: ctx.frameCounter,
       }),
     };
+    this.#trace?.({ kind: "result", result });
+    return result;
   }
 
   #failFrom(e: unknown, ctx: Context): FailedTelegram {
@@ -311,6 +358,8 @@ export class Decoder {
     this.stats.failed++;
     this.stats.failedByStage[f.stage] = (this.stats.failedByStage[f.stage] ?? 0) + 1;
     this.stats.lastError = `${f.stage}: ${f.error}`;
-    return { ok: false, ...f };
+    const result: FailedTelegram = { ok: false, ...f };
+    this.#trace?.({ kind: "result", result });
+    return result;
   }
 }

@@ -123,6 +123,26 @@ Deno.test("runDaemon counts bad telegrams, folds repeated messages, and keeps go
   equal(warnings.length, 1, "the same failure is logged once, then folded");
 });
 
+Deno.test("runDaemon says once which named values it withholds, and why", async () => {
+  const sink = new RecordingSink();
+  const { logger, lines } = memoryLogger();
+  const cyprus = fixture("cyprus_landis-gyr-e450_1").bytes; // no scaler, no manufacturer
+  const status = await runDaemon({
+    config: config(),
+    logger,
+    signal: new AbortController().signal,
+    version: "test",
+    source: streamSource([[cyprus, cyprus, cyprus]]),
+    createSink: () => sink,
+  });
+  equal(status, 0);
+  equal(sink.readings.length, 3);
+  deepEqual(sink.readings[0]!.values, {});
+  const warnings = lines.filter((l) => l.includes("Named values withheld: Scale unknown for"));
+  equal(warnings.length, 1, "logged once, then folded");
+  match(warnings[0]!, /current_l1_a.*nothing in the telegram names the manufacturer/);
+});
+
 Deno.test("runDaemon never logs the keys or the password, even at debug", async () => {
   const { logger, lines } = memoryLogger("debug");
   const cfg = config({

@@ -361,6 +361,29 @@ Deno.test({
 });
 
 Deno.test({
+  name: "MqttSink learns the model a telegram tells and announces it once",
+  ignore: missing !== null,
+  fn: () =>
+    withBroker(async (broker, watcher) => {
+      const { sink } = makeSink(config(broker.port), { device: { model: null } });
+      try {
+        sink.start();
+        const first = JSON.parse((await watcher().next(TOPICS.discovery, "discovery")).payload);
+        equal(first.device.model, undefined);
+        sink.publishReading({ ...e450(), model: "E450" });
+        const second = JSON.parse((await watcher().next(TOPICS.discovery, "model", 1)).payload);
+        equal(second.device.model, "E450");
+        sink.publishReading({ ...e450(), model: "E450" });
+        sink.publishReading({ ...e450(), model: null });
+        await sleep(300);
+        equal(watcher().on(TOPICS.discovery).length, 2, "the model is announced once");
+      } finally {
+        await sink.stop();
+      }
+    }),
+});
+
+Deno.test({
   name: "MqttSink's last will says offline when its connection dies, and it comes back",
   ignore: missing !== null,
   fn: () =>

@@ -23,6 +23,8 @@
  * - Discovery is sent again when what we know about the device grows: the meter id
  *   (serial number) first seen, the manufacturer read from the system title, or named
  *   values the meter had not sent before.
+ * - The model a telegram tells (`reading.model`: `E450`, `MA304H3E`) fills the discovery's
+ *   `device.model` when the configuration left it open, and is announced once.
  * - `<base>/meter` goes `offline` when no reading arrived for `meterTimeout` seconds, and
  *   `online` with the next one; the meter's entities need both availability topics.
  * - Energy registers arrive already guarded (the daemon's `EnergyGuard`): what reaches the
@@ -584,6 +586,10 @@ export class MqttSink {
         this.#device.manufacturer = manufacturer;
         changed = true;
       }
+    }
+    if (this.#device.model === null && r.model) {
+      this.#device.model = r.model;
+      changed = true;
     }
     // The announcement after a (re)connect sends discovery anyway.
     if (changed && this.#announceTimer === undefined) this.#publishDiscovery();
