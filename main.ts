@@ -10,7 +10,7 @@
  */
 
 import denoJson from "./deno.json" with { type: "json" };
-import { type CommandIO, Exit, type ProcessContext } from "./lib/commands/io.ts";
+import { type CommandIO, Exit, OutputClosed, type ProcessContext } from "./lib/commands/io.ts";
 import { decodeCommand } from "./lib/commands/decode.ts";
 
 export const VERSION: string = denoJson.version;
@@ -43,6 +43,9 @@ function writeAll(w: { writeSync(p: Uint8Array): number }, data: Uint8Array): vo
   while (off < data.length) off += w.writeSync(data.subarray(off));
 }
 
+/** Whether standard error failed once: it is not tried again (a daemon logs a lot). */
+let stderrGone = false;
+
 /** The real process's streams and files. */
 export const processIO: CommandIO = {
   stdin: Deno.stdin.readable,
@@ -51,10 +54,21 @@ export const processIO: CommandIO = {
     return f.readable;
   },
   out(line: string) {
-    writeAll(Deno.stdout, encoder.encode(line + "\n"));
+    try {
+      writeAll(Deno.stdout, encoder.encode(line + "\n"));
+    } catch (e) {
+      throw new OutputClosed(e);
+    }
   },
   err(line: string) {
-    writeAll(Deno.stderr, encoder.encode(line + "\n"));
+    // A closed standard error (a journal restarted, a terminal gone) must never stop the
+    // daemon: the line is lost, and the next ones are not tried.
+    if (stderrGone) return;
+    try {
+      writeAll(Deno.stderr, encoder.encode(line + "\n"));
+    } catch {
+      stderrGone = true;
+    }
   },
 };
 
@@ -83,15 +97,26 @@ function readEnv(): Record<string, string | undefined> {
   return env;
 }
 
-/** The process context with a signal that SIGINT and SIGTERM abort. */
-function processContext(): ProcessContext {
+/**
+ * The process context with a signal that SIGINT and SIGTERM abort, and for the daemon
+ * (`reload`) "reload" events on SIGHUP. The other commands keep SIGHUP's default: a closed
+ * terminal ends them.
+ */
+function processContext(opts: { reload?: boolean } = {}): ProcessContext {
   const ac = new AbortController();
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(sig, () => ac.abort());
   }
+  let reload: EventTarget | undefined;
+  if (opts.reload) {
+    const target = new EventTarget();
+    Deno.addSignalListener("SIGHUP", () => target.dispatchEvent(new Event("reload")));
+    reload = target;
+  }
   return {
     env: readEnv(),
     signal: ac.signal,
+    ...(reload ? { reload } : {}),
     stderrIsTerminal: Deno.stderr.isTerminal(),
     version: VERSION,
   };
@@ -105,11 +130,15 @@ function processContext(): ProcessContext {
 export async function main(
   args: string[],
   io: CommandIO = processIO,
-  context: () => ProcessContext = processContext,
+  context: (opts?: { reload?: boolean }) => ProcessContext = processContext,
 ): Promise<number> {
   try {
     return await dispatch(args, io, context);
   } catch (e) {
+    if (e instanceof OutputClosed) {
+      io.err(`smartmeter: ${e.message}`);
+      return Exit.FAILED;
+    }
     try {
       io.err(
         `smartmeter: unexpected error: ${
@@ -124,7 +153,7 @@ export async function main(
 async function dispatch(
   args: string[],
   io: CommandIO,
-  context: () => ProcessContext,
+  context: (opts?: { reload?: boolean }) => ProcessContext,
 ): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
@@ -133,7 +162,11 @@ async function dispatch(
     // The daemon's commands load MQTT.js and the serial code: only when they are used, so
     // that `decode` starts fast and needs nothing but read access.
     case "run":
-      return await (await import("./lib/commands/run.ts")).runCommand(rest, io, context());
+      return await (await import("./lib/commands/run.ts")).runCommand(
+        rest,
+        io,
+        context({ reload: true }),
+      );
     case "check":
       return await (await import("./lib/commands/check.ts")).checkCommand(rest, io, context());
     case "capture":
@@ -159,7 +192,11 @@ async function dispatch(
     default:
       // `smartmeter`, `smartmeter -c FILE` (the Python add-on's command line): run.
       if (command === undefined || command.startsWith("-")) {
-        return await (await import("./lib/commands/run.ts")).runCommand(args, io, context());
+        return await (await import("./lib/commands/run.ts")).runCommand(
+          args,
+          io,
+          context({ reload: true }),
+        );
       }
       io.err(`smartmeter: unknown command "${command}"`);
       io.err("Try: smartmeter --help");

@@ -92,14 +92,30 @@ const SUMMARY_EVERY_MS = 60 * 60_000;
 /** Identical failure messages are logged at most once in this window; repeats are counted. */
 const REPEAT_WINDOW_MS = 10 * 60_000;
 
-/** Folds repeated identical failures into one line every {@link REPEAT_WINDOW_MS}. */
+/**
+ * The kind of problem a message names: the message with what varies from one occurrence to
+ * the next masked (quoted values, hex bytes and checksums, ids, counters, offsets), so that
+ * "first byte 0x43" and "first byte 0x4c" are one kind.
+ */
+export function problemKind(message: string): string {
+  return message
+    .replace(/"[^"]*"/g, '"…"')
+    .replace(/\b0x[0-9a-f]+\b/gi, "0x#")
+    .replace(/\b[0-9a-f]*\d[0-9a-f]*\b/gi, "#")
+    .slice(0, 120);
+}
+
+/**
+ * Folds repeated failures of one kind ({@link problemKind}) into one line every
+ * {@link REPEAT_WINDOW_MS}, which says how many were folded.
+ */
 export class RepeatFolder {
   readonly #seen = new Map<string, { at: number; folded: number }>();
   constructor(private readonly windowMs = REPEAT_WINDOW_MS) {}
 
   /** The line to log for `message` now, or null when it is a repeat to fold. */
   line(message: string, now: number): string | null {
-    const key = message.replace(/\d+/g, "#").slice(0, 120);
+    const key = problemKind(message);
     const seen = this.#seen.get(key);
     if (seen && now - seen.at < this.windowMs) {
       seen.folded++;

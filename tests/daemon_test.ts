@@ -623,3 +623,72 @@ Deno.test("runDaemon logs the hourly summary with the sink's counts", async () =
   const summary = lines.find((l) => l.includes("Last 60 min"));
   match(summary ?? "", /3 telegrams decoded, 0 failed; 3 states published, 0 superseded/);
 });
+
+Deno.test("a line-rate flood of junk from a TCP bridge gives a handful of log lines, with counts", async () => {
+  // What a bridge at the wrong speed, or a noisy line, delivers: damaged frames whose
+  // checksums vary, frames under another key whose first decrypted byte varies, noise.
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const good = fixture("burgenland_landis-gyr-e450_1").bytes;
+  const other = await MeterSimulator.create({
+    meter: "noe_evn",
+    key: fromHex("ffeeddccbbaa99887766554433221100"),
+  });
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < 1500; i++) {
+    if (i % 3 === 0) {
+      const damaged = good.slice();
+      damaged[10 + Math.floor(random() * (damaged.length - 12))]! ^= 1 + Math.floor(random() * 254);
+      chunks.push(damaged);
+    } else if (i % 3 === 1) {
+      chunks.push((await other.next(new Date(1.7e12 + i * 5000))).bytes);
+    } else {
+      chunks.push(Uint8Array.from({ length: 64 }, () => Math.floor(random() * 256)));
+    }
+  }
+  const ac = new AbortController();
+  const { logger, lines } = memoryLogger("info");
+  let opens = 0;
+  const results: boolean[] = [];
+  await runDaemon({
+    config: config(),
+    logger,
+    signal: ac.signal,
+    version: "test",
+    mqtt: false,
+    onResult: (r) => results.push(r.ok),
+    source: {
+      description: "tcp://192.168.1.20:23",
+      kind: "tcp",
+      open: () => {
+        if (opens++ > 0) {
+          ac.abort();
+          return Promise.reject(new Error("gone"));
+        }
+        return Promise.resolve(ReadableStream.from(chunks));
+      },
+    },
+  });
+  assert(results.length > 900, `${results.length} failures were counted`);
+  const warnings = lines.filter((l) => l.startsWith("WARNING smartmeter:telegram"));
+  assert(warnings.length <= 6, `${warnings.length} warning lines:\n${warnings.join("\n")}`);
+});
+
+Deno.test("RepeatFolder folds by the kind of problem: varying numbers, bytes and ids do not count", () => {
+  const f = new RepeatFolder(60_000);
+  const kinds = [
+    "Telegram failed at decrypt: Decryption gave no DLMS APDU (first byte 0x43): wrong key",
+    "Telegram failed at decrypt: Decryption gave no DLMS APDU (first byte 0x4c): wrong key",
+    "Telegram failed at decrypt: Decryption gave no DLMS APDU (first byte 0xfe): wrong key",
+    "Telegram failed at framing: Bad HDLC frame checksum: computed 0xc189, frame says 0x986b (byte 0)",
+    "Telegram failed at framing: Bad HDLC frame checksum: computed 0xffee, frame says 0x98ab (byte 936)",
+    "Telegram failed at counter: Replayed frame counter: 5 after 9 from system title 4c475a6772a9a111",
+    "Telegram failed at counter: Replayed frame counter: 7 after 9 from system title 4b464d6750000001",
+    'Telegram failed at cosem: No known layout for "structure(14)"',
+    'Telegram failed at cosem: No known layout for "array(3)"',
+  ];
+  const logged = kinds.map((k, i) => f.line(k, i)).filter((l) => l !== null);
+  equal(logged.length, 4, logged.join("\n"));
+  // Different problems stay apart.
+  assert(f.line("Telegram failed at decrypt: Authentication tag mismatch", 20) !== null);
+});

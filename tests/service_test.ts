@@ -23,6 +23,8 @@ Deno.test("smartmeter.service is hardened the way the daemon needs", () => {
       "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
       // The state file: ProtectSystem=strict leaves only this directory writable.
       "StateDirectory=smartmeter",
+      // systemctl reload: SIGHUP reads the config again.
+      "ExecReload=/bin/kill -HUP $MAINPID",
     ]
   ) assert(has(d), `missing ${d}`);
   // V8 needs writable+executable memory; the IR head is a device.

@@ -12,6 +12,9 @@ import { toHex } from "../bytes.ts";
 import { readResilient } from "../sources/source.ts";
 import { sourceFromConfig } from "../sources/open.ts";
 import { type CommandIO, Exit, type ProcessContext, secondsOption, UsageError } from "./io.ts";
+import type { Config } from "../config.ts";
+import type { TelegramResult } from "../pipeline.ts";
+import { StatusModel } from "../status.ts";
 import { BadConfig, findConfigPath, processLogger, readConfig, redactSecrets } from "./setup.ts";
 import { whyUnwritable } from "./access.ts";
 import { httpOption } from "./http_option.ts";
@@ -87,34 +90,91 @@ export async function runCommand(
     return Exit.OK;
   }
   const logger = processLogger("info", ctx.env, io.err, ctx.stderrIsTerminal);
-  let config;
+  const log = logger.get("smartmeter");
+  let path: string;
+  let config: Config;
   try {
-    config = await readConfig(await findConfigPath(values.config, ctx.env), ctx.env);
+    path = await findConfigPath(values.config, ctx.env);
+    config = await readConfig(path, ctx.env);
   } catch (e) {
     if (e instanceof BadConfig) {
-      logger.get("smartmeter").error(e.message);
-      logConfigNotes(logger.get("smartmeter"), e.notes);
+      log.error(e.message);
+      logConfigNotes(log, e.notes);
       return Exit.CONFIG;
     }
     throw e;
   }
-  logger.options.level = config.logging;
-  redactSecrets(logger, config);
-  if (values.http !== undefined) config.http = httpOption(values.http);
-  if (values["state-dir"] !== undefined) {
-    config.stateDir = values["state-dir"];
-    config.stateDirFrom = "state_dir";
+  /** The command line's options win over the file, at start and after every reload. */
+  const withOptions = (c: Config): Config => {
+    if (values.http !== undefined) c.http = httpOption(values.http);
+    if (values["state-dir"] !== undefined) {
+      c.stateDir = values["state-dir"];
+      c.stateDirFrom = "state_dir";
+    }
+    logger.options.level = c.logging;
+    redactSecrets(logger, c);
+    return c;
+  };
+  config = withOptions(config);
+
+  // --json: standard output is the point; once it is closed the daemon ends (exit 1).
+  const outputGone = new AbortController();
+  let outputError: string | null = null;
+  const onResult = (r: TelegramResult) => {
+    if (outputError !== null) return;
+    try {
+      io.out(JSON.stringify(resultJson(r)));
+    } catch (e) {
+      outputError = (e as Error).message;
+      log.error(`${outputError}: stopping, since --json has nowhere to write`);
+      outputGone.abort();
+    }
+  };
+
+  // SIGHUP: the config is read again. A good one restarts the pipeline with it (the guards
+  // carry on through the state file); a bad one is refused, each problem named, and the
+  // daemon runs on with the config it has.
+  const status = new StatusModel({ version: ctx.version });
+  for (;;) {
+    const restart = new AbortController();
+    const reloaded: { config: Config | null } = { config: null };
+    const reload = async () => {
+      log.info(`SIGHUP: reading the config ${path} again`);
+      try {
+        const c = await readConfig(path, ctx.env);
+        if (restart.signal.aborted) return;
+        reloaded.config = c;
+        restart.abort();
+      } catch (e) {
+        log.error(
+          `${(e as Error).message}\nThe new config is not used: still running on the one ` +
+            "read before",
+        );
+        if (e instanceof BadConfig) logConfigNotes(log, e.notes);
+      }
+    };
+    ctx.reload?.addEventListener("reload", reload);
+    let code: number;
+    try {
+      code = await runDaemon({
+        config,
+        logger,
+        signal: AbortSignal.any([ctx.signal, outputGone.signal, restart.signal]),
+        version: ctx.version,
+        env: ctx.env,
+        mqtt: !values["no-mqtt"],
+        ingress: values.ingress,
+        status,
+        ...(values.json ? { onResult } : {}),
+      });
+    } finally {
+      ctx.reload?.removeEventListener("reload", reload);
+    }
+    if (outputError !== null) return Exit.FAILED;
+    if (reloaded.config === null || ctx.signal.aborted) return code;
+    config = withOptions(reloaded.config);
+    log.info("Config reloaded: starting again with it");
   }
-  return await runDaemon({
-    config,
-    logger,
-    signal: ctx.signal,
-    version: ctx.version,
-    env: ctx.env,
-    mqtt: !values["no-mqtt"],
-    ingress: values.ingress,
-    ...(values.json ? { onResult: (r) => io.out(JSON.stringify(resultJson(r))) } : {}),
-  });
 }
 
 /** `smartmeter capture`. */
