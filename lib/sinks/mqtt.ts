@@ -50,6 +50,7 @@ import {
   topicsFor,
 } from "../homeassistant/discovery.ts";
 import { buildState } from "../homeassistant/state.ts";
+import { TakeoverDetector } from "./takeover.ts";
 
 /** The MQTT part of the configuration (same fields as `MqttConfig` in lib/config.ts). */
 export type { MqttConfig };
@@ -77,6 +78,11 @@ export interface MqttSinkOptions {
   meterTimeout?: number;
   /** Makes the client (default `mqtt.connect`); tests use it to reach the socket. */
   createClient?: (options: IClientOptions) => MqttClient;
+  /**
+   * After another client took our session over: how often to check whether it is gone,
+   * and how long each check listens (ms; default 60 s and 10 s).
+   */
+  takeover?: { checkEveryMs?: number; watchMs?: number };
 }
 
 const BACKOFF_MIN_MS = 1_000;
@@ -91,6 +97,10 @@ const ANNOUNCE_MIN_MS = 1_000;
 const ANNOUNCE_SPREAD_MS = 4_000;
 const CONNECT_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 3_000;
+const TAKEOVER_CHECK_MS = 60_000;
+const TAKEOVER_WATCH_MS = 10_000;
+/** A refusal of the same topic by the broker is logged at most once in this window. */
+const REFUSAL_WINDOW_MS = 10 * 60_000;
 const DEFAULT_METER_TIMEOUT_S = 120;
 
 /** CONNACK return codes (3.1.1) and reason codes (5) that mean "wrong credentials". */
@@ -189,6 +199,15 @@ export class MqttSink {
   #lastDiagnostics: string | null = null;
   #failure: { message: string; level: LogLevel } | null = null;
   #lastLoggedFailure: string | null = null;
+  readonly #takeover: TakeoverDetector;
+  readonly #takeoverCheckMs: number;
+  readonly #takeoverWatchMs: number;
+  /** Another client has our client id: we wait for it to go instead of fighting it. */
+  #yielding = false;
+  #yieldTimer: ReturnType<typeof setTimeout> | undefined;
+  #watchClient: MqttClient | null = null;
+  /** When the broker last refused each topic (MQTT 5 PUBACK reason codes). */
+  readonly #refusals = new Map<string, number>();
 
   constructor(opts: MqttSinkOptions) {
     this.#config = opts.config;
@@ -198,6 +217,9 @@ export class MqttSink {
     this.#now = opts.now ?? Date.now;
     this.#meterTimeoutMs = (opts.meterTimeout ?? DEFAULT_METER_TIMEOUT_S) * 1000;
     this.#createClient = opts.createClient ?? ((options) => mqtt.connect(options));
+    this.#takeover = new TakeoverDetector({ now: this.#now });
+    this.#takeoverCheckMs = opts.takeover?.checkEveryMs ?? TAKEOVER_CHECK_MS;
+    this.#takeoverWatchMs = opts.takeover?.watchMs ?? TAKEOVER_WATCH_MS;
     this.#topics = topicsFor(this.#device);
     const birth = `${this.#device.discoveryPrefix}/status`;
     this.#statusTopics = birth === HA_STATUS_TOPIC ? [HA_STATUS_TOPIC] : [HA_STATUS_TOPIC, birth];
@@ -309,6 +331,8 @@ export class MqttSink {
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#announceTimer);
     clearTimeout(this.#meterTimer);
+    clearTimeout(this.#yieldTimer);
+    await this.#watchClient?.endAsync(true).catch(() => {});
     this.#state.cancel();
     this.#diagnostics.cancel();
     if (client === null) return;
@@ -360,6 +384,7 @@ export class MqttSink {
     const client = this.#createClient(options);
     this.#client = client;
     client.on("connect", () => this.#onConnect(client));
+    client.on("disconnect", (packet) => this.#takeover.disconnected(packet.reasonCode));
     client.on("close", () => this.#onClose(client));
     client.on("error", (e) => this.#onError(e));
     client.on("message", (topic, payload) => this.#onMessage(topic, payload.toString()));
@@ -370,6 +395,8 @@ export class MqttSink {
   }
 
   #onConnect(client: MqttClient): void {
+    this.#takeover.connected();
+    this.#yielding = false;
     if (this.#everConnected) this.stats.reconnects++;
     const after = this.#attempts > 1 ? ` after ${this.#attempts} attempts` : "";
     this.#log("info", `Connected to the MQTT broker ${this.#brokerUrl()}${after}`);
@@ -397,10 +424,94 @@ export class MqttSink {
     clearTimeout(this.#announceTimer);
     this.#announceTimer = undefined;
     dropInFlight(client);
+    if (this.#takeover.closed()) {
+      this.#failure = null;
+      this.#yieldToOther();
+      return;
+    }
     if (this.#failure === null && this.#attempts === 0) {
       this.#failure = { message: "MQTT connection lost", level: "warning" };
     }
     this.#scheduleReconnect();
+  }
+
+  // ---- another client with our client id ----
+
+  /**
+   * Another client took our session: instead of taking it back (and making Home Assistant
+   * see the device flap), wait, and check now and then with another client id whether the
+   * other one still holds the device's availability topic at "online".
+   */
+  #yieldToOther(): void {
+    if (!this.#yielding) {
+      this.#yielding = true;
+      this.#log(
+        "warning",
+        `Another client with the same client id "${this.#config.clientId}" took over the ` +
+          "MQTT connection: is a second smartmeter running with this config (a service and " +
+          "a manual run, or the add-on and another machine)? Not fighting it: waiting until " +
+          `it is gone (checking every ${Math.round(this.#takeoverCheckMs / 1000)} s)`,
+      );
+    }
+    clearTimeout(this.#yieldTimer);
+    this.#yieldTimer = setTimeout(() => {
+      this.#yieldTimer = undefined;
+      void this.#checkOther();
+    }, this.#takeoverCheckMs);
+  }
+
+  async #checkOther(): Promise<void> {
+    const online = await this.#otherOnline();
+    if (this.#stopped) return;
+    if (online === true) {
+      this.#log("debug", "The other client is still online: waiting");
+      this.#yieldToOther();
+      return;
+    }
+    this.#log(
+      "info",
+      online === false
+        ? "The other client with this client id is gone: connecting again"
+        : "Cannot tell whether the other client is still there: connecting again",
+    );
+    this.#connect();
+  }
+
+  /**
+   * Whether `<base>/availability` is retained "online" while we are not connected: then
+   * another client holds our session. Listens with the client id `<client id>-watch`.
+   * null when the broker could not be asked.
+   */
+  #otherOnline(): Promise<boolean | null> {
+    let options: IClientOptions;
+    try {
+      options = {
+        ...mqttClientOptions(this.#config, null),
+        clientId: `${this.#config.clientId}-watch`,
+        connectTimeout: this.#takeoverWatchMs,
+      };
+    } catch {
+      return Promise.resolve(null);
+    }
+    const watch = this.#createClient(options);
+    this.#watchClient = watch;
+    return new Promise<boolean | null>((resolve) => {
+      const done = (answer: boolean | null) => {
+        clearTimeout(timer);
+        this.#watchClient = null;
+        watch.removeAllListeners("message");
+        watch.endAsync(true).catch(() => {});
+        resolve(answer);
+      };
+      const timer = setTimeout(() => done(watch.connected ? false : null), this.#takeoverWatchMs);
+      watch.on("error", () => done(null));
+      watch.on("message", (_topic, payload) => done(payload.toString() === "online"));
+      watch.on("connect", () => {
+        watch.subscribe(this.#topics.availability, { qos: 0 }, (err) => {
+          if (err) done(null);
+        });
+      });
+    });
   }
 
   #scheduleReconnect(): void {
@@ -501,10 +612,37 @@ export class MqttSink {
       client.publish(topic, payload, { qos, retain });
     } else {
       client.publish(topic, payload, { qos, retain }, (err) => {
-        if (err) this.#log("debug", `Publishing to "${topic}" failed: ${err.message}`);
+        if (err) this.#publishFailed(topic, err);
       });
     }
     return true;
+  }
+
+  /**
+   * A QoS 1 publish that did not go through. A refusal by the broker (an MQTT 5 PUBACK
+   * reason code of 0x80 or more: not authorized, topic name invalid, quota exceeded, ...)
+   * is a warning naming the topic, once per topic every 10 minutes; a publish lost with
+   * its connection is only debug (the announcement after the reconnect sends it again).
+   */
+  #publishFailed(topic: string, err: Error): void {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code !== "number" || code < 0x80) {
+      this.#log("debug", `Publishing to "${topic}" failed: ${err.message}`);
+      return;
+    }
+    const at = this.#now();
+    const last = this.#refusals.get(topic);
+    if (last !== undefined && at - last < REFUSAL_WINDOW_MS) return;
+    this.#refusals.set(topic, at);
+    const who = this.#config.user === null ? "this client" : `user "${this.#config.user}"`;
+    this.#log(
+      "warning",
+      `The MQTT broker refused to take "${topic}": ${
+        err.message.replace(/^Publish error: /, "")
+      } ` +
+        `(reason code 0x${code.toString(16)}): check that the broker's ACL lets ${who} ` +
+        "publish there",
+    );
   }
 
   /**
