@@ -35,6 +35,7 @@
 
 import { parseDocument, visit } from "yaml";
 import { BAUD_RATES } from "./sources/baud.ts";
+import { type ListenAddress, parseListenAddress } from "./sinks/http/address.ts";
 
 // ---------------------------------------------------------------------------------------
 // The typed configuration (the contract with its users)
@@ -81,6 +82,16 @@ export interface MqttConfig {
   clientId: string;
   /** 4 = MQTT 3.1.1, 5 = MQTT 5 */
   protocolVersion: 4 | 5;
+  /** Who chose the user name and password: the Supervisor when `host` was asked from it. */
+  credentialsFrom?: "config" | "supervisor";
+}
+
+/** The built-in web server (lib/sinks/http). */
+export interface HttpConfig {
+  /** null = no server */
+  listen: ListenAddress | null;
+  /** what set `listen`, named in errors: "http.listen" or a command-line option */
+  from: string;
 }
 
 /** Where a secret's value came from; null when it is not set at all. */
@@ -97,6 +108,14 @@ export interface Config {
   /** 16 bytes (GAK) or null */
   authKey: Uint8Array | null;
   mqtt: MqttConfig;
+  http: HttpConfig;
+  /**
+   * Where the replay guard's frame counters and the energy guard's registers survive
+   * restarts (DESIGN.md "State across restarts"); null: in memory only.
+   */
+  stateDir: string | null;
+  /** what chose `stateDir`: the key, systemd's `$STATE_DIRECTORY`, or the add-on's /data */
+  stateDirFrom: "state_dir" | "STATE_DIRECTORY" | "add-on" | null;
   /** obsolete keys that were present (interface_type, dlms.hdlc_frame_size, dlms.timeout, mqtt.sensors_migrated) */
   obsolete: string[];
   /** key paths this program does not know (typos?), e.g. "mqtt.hots" */
@@ -122,10 +141,20 @@ export interface ConfigProblem {
 export class ConfigError extends Error {
   override name = "ConfigError";
   readonly problems: ConfigProblem[];
+  /** What else was found: warnings, unknown and obsolete keys (`check` lists them too). */
+  readonly notes: Pick<Config, "warnings" | "unknown" | "obsolete">;
 
-  constructor(problems: ConfigProblem[]) {
+  constructor(
+    problems: ConfigProblem[],
+    notes: Pick<Config, "warnings" | "unknown" | "obsolete"> = {
+      warnings: [],
+      unknown: [],
+      obsolete: [],
+    },
+  ) {
     super(problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
     this.problems = problems;
+    this.notes = notes;
   }
 }
 
@@ -133,8 +162,9 @@ export class ConfigError extends Error {
 export interface LoadOptions {
   /**
    * The process environment. Read: SMARTMETER_KEY, SMARTMETER_AUTH_KEY,
-   * SMARTMETER_MQTT_PASSWORD (override the file) and SUPERVISOR_TOKEN (set inside the Home
-   * Assistant add-on; decides what an absent or empty `mqtt.host` means).
+   * SMARTMETER_MQTT_PASSWORD (override the file), SUPERVISOR_TOKEN (set inside the Home
+   * Assistant add-on; decides what an absent or empty `mqtt.host` and `state_dir` mean) and
+   * STATE_DIRECTORY (set by systemd's `StateDirectory=`: the default `state_dir`).
    */
   env?: Record<string, string | undefined>;
   /**
@@ -371,10 +401,24 @@ export const CONFIG_DEFAULTS: readonly ConfigKeyInfo[] = [
     allowed: "4 (MQTT 3.1.1) | 5 (MQTT 5)",
     about: "MQTT protocol version",
   },
+  {
+    path: "state_dir",
+    default: null,
+    allowed: "a directory the program may write",
+    about: "where frame counters and energy registers survive restarts (one small file, " +
+      "nothing secret); absent: $STATE_DIRECTORY (systemd's StateDirectory=), /data in the " +
+      "Home Assistant add-on, otherwise kept in memory only",
+  },
+  {
+    path: "http.listen",
+    default: null,
+    allowed: "host:port, like 127.0.0.1:8080 or 0.0.0.0:8080; empty: no web server",
+    about: "the built-in web page, JSON API and Prometheus metrics (read only)",
+  },
 ];
 
 const KNOWN_PATHS: ReadonlySet<string> = new Set(CONFIG_DEFAULTS.map((k) => k.path));
-const SECTIONS = ["dlms", "mqtt"] as const;
+const SECTIONS = ["dlms", "mqtt", "http"] as const;
 
 // ---------------------------------------------------------------------------------------
 // Parsing
@@ -878,8 +922,22 @@ function readHost(r: Reader, v: unknown, env: LoadOptions["env"]): string {
       `give only the host name, without "${trimmed.split("//")[0]}//": the port goes in ` +
         "mqtt.port and TLS in mqtt.tls",
     );
+  } else if (trimmed.includes("@")) {
+    // Never shown: what comes before the "@" may be a password.
+    r.problem(
+      path,
+      'must not hold a user name or password ("…@"): put the user name in mqtt.user and ' +
+        "the password in mqtt.password",
+    );
   } else if (/[\s/]/.test(trimmed)) {
     r.problem(path, `must be a host name or address without spaces or "/", got ${shown(host)}`);
+  } else if (/^\[[0-9a-fA-F:.]+\]$/.test(trimmed)) {
+    return trimmed.slice(1, -1); // an IPv6 literal in brackets, as in a URL
+  } else if (/^[^:]+:\d*$/.test(trimmed)) {
+    r.problem(
+      path,
+      `give only the host name or address: the port goes in mqtt.port, got ${shown(host)}`,
+    );
   }
   return trimmed;
 }
@@ -1033,6 +1091,41 @@ function readMqtt(
 }
 
 // ---------------------------------------------------------------------------------------
+// state_dir
+
+function readStateDir(
+  r: Reader,
+  v: unknown,
+  env: LoadOptions["env"],
+): Pick<Config, "stateDir" | "stateDirFrom"> {
+  const given = r.text("state_dir", v)?.trim();
+  if (given !== undefined && given !== "") {
+    if (given.includes("\0")) r.problem("state_dir", "must be a directory path");
+    return { stateDir: given, stateDirFrom: "state_dir" };
+  }
+  // systemd's StateDirectory= sets it (several directories are separated by ":").
+  const systemd = env?.STATE_DIRECTORY?.split(":")[0]?.trim();
+  if (systemd) return { stateDir: systemd, stateDirFrom: "STATE_DIRECTORY" };
+  if ((env?.SUPERVISOR_TOKEN ?? "") !== "") return { stateDir: "/data", stateDirFrom: "add-on" };
+  return { stateDir: null, stateDirFrom: null };
+}
+
+// ---------------------------------------------------------------------------------------
+// http
+
+function readHttp(r: Reader, h: Mapping): HttpConfig {
+  const from = "http.listen";
+  const text = r.text(from, h.listen)?.trim();
+  if (text === undefined || text === "") return { listen: null, from };
+  const listen = parseListenAddress(text);
+  if (typeof listen === "string") {
+    r.problem(from, listen);
+    return { listen: null, from };
+  }
+  return { listen, from };
+}
+
+// ---------------------------------------------------------------------------------------
 // Entry points
 
 /**
@@ -1074,7 +1167,11 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
     env: "SMARTMETER_AUTH_KEY",
   }, opts);
   if (key.key === null && key.source === null) {
-    r.warn("dlms.key", "not set: only unencrypted meters can be read");
+    r.warn(
+      "dlms.key",
+      "not set: only unencrypted meters can be read (Austrian meters encrypt: ask your grid " +
+        "operator for the key)",
+    );
   }
   if (meterType.toLowerCase() === "noe_evn" && baudRate === 9600) {
     r.warn(
@@ -1094,8 +1191,16 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
     );
   }
   const { mqtt, password } = readMqtt(r, m, opts);
+  const http = readHttp(r, r.section(top, "http"));
+  const state = readStateDir(r, top.state_dir, opts.env);
 
-  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  if (r.problems.length > 0) {
+    throw new ConfigError(r.problems, {
+      warnings: r.warnings,
+      unknown: r.unknown,
+      obsolete: r.obsolete,
+    });
+  }
   return {
     logging,
     meterType,
@@ -1103,6 +1208,8 @@ export function validateConfig(raw: unknown, opts: LoadOptions): Config {
     key: key.key,
     authKey: authKey.key,
     mqtt,
+    http,
+    ...state,
     obsolete: r.obsolete,
     unknown: r.unknown,
     warnings: r.warnings,

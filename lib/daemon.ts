@@ -16,7 +16,10 @@
  */
 
 import type { Config } from "./config.ts";
-import { Decoder, type TelegramResult } from "./pipeline.ts";
+import { logConfigNotes } from "./config_notes.ts";
+import { type DecodedTelegram, Decoder, type TelegramResult } from "./pipeline.ts";
+import { describeGuardEvent } from "./homeassistant/guard.ts";
+import { StateFile } from "./state_file.ts";
 import type { Log, Logger } from "./log.ts";
 import type { Reading } from "./cosem/reading.ts";
 import { type ByteSource, readResilient, writeReplies } from "./sources/source.ts";
@@ -24,15 +27,26 @@ import { describeLine, sourceFromConfig } from "./sources/open.ts";
 import { type Diagnostics, MqttSink, type MqttSinkOptions } from "./sinks/mqtt.ts";
 import { supervisorMqtt } from "./supervisor.ts";
 import { parseMeterType } from "./cosem/interpret.ts";
+import { StatusModel } from "./status.ts";
+import { webListeners } from "./sinks/http/address.ts";
 
 /** Where readings go; the MQTT sink is one. */
 export interface ReadingSink {
   start(): void;
-  /** Resolves true once connected, false after `timeoutMs` (optional). */
-  whenConnected?(timeoutMs: number): Promise<boolean>;
+  /**
+   * Whether a reading given now goes out at once (optional: a sink without it takes every
+   * reading at once).
+   */
+  readonly writable?: boolean;
+  /** Resolves true once {@link writable}, false after `timeoutMs`. */
+  ready?(timeoutMs: number): Promise<boolean>;
   publishReading(r: Reading): void;
   setDiagnostics(d: Diagnostics): void;
+  /** Whether the broker has the connection (shown by the web server). */
+  readonly connected?: boolean;
   stop(): Promise<void>;
+  /** What became of the readings given: every one is either published or superseded. */
+  readonly stats?: { readonly published: number; readonly superseded: number };
 }
 
 export interface DaemonOptions {
@@ -53,22 +67,55 @@ export interface DaemonOptions {
   now?: () => number;
   /** How often the health of the input is judged, ms (default 60 s). */
   healthEveryMs?: number;
+  /** How often the state file is written while telegrams arrive, ms (default 5 min). */
+  stateEveryMs?: number;
+  /** Wall clock, ms since the epoch (the energy guard's times survive restarts). */
+  clock?: () => number;
+  /** What the web server shows (tests pass their own to look at it). */
+  status?: StatusModel;
+  /** Also serve the web page to Home Assistant's ingress proxy (the add-on). */
+  ingress?: boolean;
+  /** Called with the web server's URLs once it listens (`demo` prints them). */
+  onListening?: (urls: string[]) => void;
 }
 
 const PROJECT_URL = "https://github.com/smartmeter-at/smartmeter";
-/** How long a capture-file replay waits for the broker before it starts. */
-const FILE_CONNECT_WAIT_MS = 15_000;
+/**
+ * How long a capture-file replay waits for the broker to take the next state (to connect,
+ * or to drain a backed-up socket) before it reads on without waiting.
+ */
+const FILE_WAIT_MS = 15_000;
+/** How often the state file is written while telegrams arrive. */
+const STATE_EVERY_MS = 5 * 60_000;
+/** How often the log sums up what was decoded and published. */
+const SUMMARY_EVERY_MS = 60 * 60_000;
 /** Identical failure messages are logged at most once in this window; repeats are counted. */
 const REPEAT_WINDOW_MS = 10 * 60_000;
 
-/** Folds repeated identical failures into one line every {@link REPEAT_WINDOW_MS}. */
+/**
+ * The kind of problem a message names: the message with what varies from one occurrence to
+ * the next masked (quoted values, hex bytes and checksums, ids, counters, offsets), so that
+ * "first byte 0x43" and "first byte 0x4c" are one kind.
+ */
+export function problemKind(message: string): string {
+  return message
+    .replace(/"[^"]*"/g, '"…"')
+    .replace(/\b0x[0-9a-f]+\b/gi, "0x#")
+    .replace(/\b[0-9a-f]*\d[0-9a-f]*\b/gi, "#")
+    .slice(0, 120);
+}
+
+/**
+ * Folds repeated failures of one kind ({@link problemKind}) into one line every
+ * {@link REPEAT_WINDOW_MS}, which says how many were folded.
+ */
 export class RepeatFolder {
   readonly #seen = new Map<string, { at: number; folded: number }>();
   constructor(private readonly windowMs = REPEAT_WINDOW_MS) {}
 
   /** The line to log for `message` now, or null when it is a repeat to fold. */
   line(message: string, now: number): string | null {
-    const key = message.replace(/\d+/g, "#").slice(0, 120);
+    const key = problemKind(message);
     const seen = this.#seen.get(key);
     if (seen && now - seen.at < this.windowMs) {
       seen.folded++;
@@ -95,22 +142,73 @@ export function judgeHealth(
   return "no-telegrams";
 }
 
+/** Counters at one moment, for {@link summaryLine}. */
+interface Tally {
+  at: number;
+  decoded: number;
+  failed: number;
+  published?: number;
+  superseded?: number;
+}
+
+/**
+ * The periodic summary: `Last 60 min: 720 telegrams decoded, 0 failed; 120 states
+ * published, 600 superseded`. Decoded = published + superseded (give or take the one state
+ * waiting at either end): superseded states are the publish interval's design, not a loss.
+ */
+export function summaryLine(from: Tally, to: Tally): string {
+  const minutes = Math.round((to.at - from.at) / 60_000);
+  const line = `Last ${minutes} min: ${to.decoded - from.decoded} telegrams decoded, ${
+    to.failed - from.failed
+  } failed`;
+  if (to.published === undefined || to.superseded === undefined) return line;
+  return `${line}; ${to.published - (from.published ?? 0)} states published, ${
+    to.superseded - (from.superseded ?? 0)
+  } superseded (newer ones replaced them within the publish interval or while MQTT was slow or away)`;
+}
+
 /** Runs until the signal aborts (or a replayed file ends); resolves to the exit status. */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const status = opts.status ?? new StatusModel({ version: opts.version });
+  const listeners = webListeners(opts.config.http, opts.ingress ?? false);
+  if (listeners.length === 0) return await runPipeline(opts, status);
+  // The web server first: an address it cannot have is a config error, before anything runs.
+  // Loaded only when asked for: no cost when it is off.
+  const { WebServer } = await import("./sinks/http/server.ts");
+  const web = await WebServer.start({
+    listeners,
+    status,
+    log: opts.logger.get("smartmeter").child("http"),
+  });
+  if (web instanceof Error) {
+    opts.logger.get("smartmeter").error(web.message);
+    return 78;
+  }
+  opts.onListening?.(web.urls);
+  try {
+    return await runPipeline(opts, status);
+  } finally {
+    await web.stop();
+  }
+}
+
+async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<number> {
   const { config, logger, signal } = opts;
   const log = logger.get("smartmeter");
   const now = opts.now ?? (() => performance.now());
   const useMqtt = opts.mqtt ?? true;
 
   log.info(`smartmeter ${opts.version} starting: meter type ${config.meterType}`);
-  for (const key of config.obsolete) {
-    log.info(`Config key ${key} is obsolete: it is accepted and has no effect`);
-  }
-  if (!config.key) {
-    log.warning(
-      "No dlms.key set: only unencrypted meters can be read. Austrian meters encrypt: ask your grid operator for the key",
+  logConfigNotes(log, config);
+  const wallNow = opts.clock ?? Date.now;
+  const state = await StateFile.open(config.stateDir, config.key, log.child("state"));
+  if (config.stateDir === null) {
+    log.info(
+      "No state_dir: frame counters and energy registers are kept in memory only, so after " +
+        "a restart the first telegrams are trusted again",
     );
   }
+  const { counters, energy: guard } = state.restored;
 
   let sink: ReadingSink | null = null;
   if (useMqtt) {
@@ -128,6 +226,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         mqttConfig.tls = s.ssl;
         mqttConfig.user = s.username;
         mqttConfig.password = s.password;
+        mqttConfig.credentialsFrom = "supervisor";
         log.info(`MQTT broker from the Supervisor: ${s.host}:${s.port}`);
         const secrets = logger.options.redact;
         if (s.password && secrets) {
@@ -156,6 +255,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     };
     sink = (opts.createSink ?? ((o) => new MqttSink(o)))(sinkOptions);
     sink.start();
+    const mqttSink = sink;
+    const broker = `${mqttConfig.host}:${mqttConfig.port}`;
+    model.mqtt = () => ({
+      state: mqttSink.connected ? "connected" : "disconnected",
+      broker,
+      ...(mqttSink.stats === undefined ? {} : {
+        published: mqttSink.stats.published,
+        superseded: mqttSink.stats.superseded,
+      }),
+    });
   }
 
   let source: ByteSource;
@@ -170,12 +279,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     ? "baudrate auto"
     : describeLine({ ...config.source, baudRate: config.source.baudRate });
   log.info(`Meter source: ${source.description}${source.kind === "serial" ? ` (${line})` : ""}`);
+  model.setSource(source.description);
 
   const decoder = await Decoder.create({
     key: config.key,
     authKey: config.authKey,
     meterType: parseMeterType(config.meterType),
+    counters,
   });
+  model.decoderStats = decoder.stats;
   const folder = new RepeatFolder();
   const tlog = log.child("telegram");
   let lastTelegram: string | null = null;
@@ -187,12 +299,55 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     lastTelegram,
   });
 
-  const handle = (results: TelegramResult[]) => {
-    for (const r of results) {
+  // A capture file is pulled, not pushed: each reading waits until the sink can send it,
+  // so a replay loses nothing however slow the broker. A live meter never waits: there the
+  // newest state wins and the sink counts what it supersedes.
+  const pullFrom = source.kind === "file" ? sink : null;
+  let gaveUp = false;
+  const admit = async (target: ReadingSink) => {
+    if (target.ready === undefined || target.writable !== false) {
+      if (gaveUp) {
+        gaveUp = false;
+        log.info(`MQTT takes states again: the replay of ${source.description} waits for it`);
+      }
+      return;
+    }
+    if (gaveUp) return;
+    if (!await target.ready(FILE_WAIT_MS)) {
+      gaveUp = true;
+      log.warning(
+        `MQTT took no state for ${FILE_WAIT_MS / 1000} s (not connected, or the broker ` +
+          `does not read): replaying ${source.description} on without waiting; states ` +
+          "that cannot go out are counted as superseded",
+      );
+    }
+  };
+
+  // Energy registers are judged once, before any output: MQTT, the web page, the metrics
+  // and the JSON lines all see the same guarded reading.
+  const glog = log.child("energy");
+  const guarded = (r: DecodedTelegram): DecodedTelegram => {
+    const g = guard.filter(r.reading, wallNow());
+    for (const e of g.events) {
+      const quiet = e.kind === "leap-confirmed" || e.kind === "drop-ended";
+      glog[quiet ? "info" : "warning"](describeGuardEvent(e));
+    }
+    return g.reading === r.reading ? r : { ...r, reading: g.reading };
+  };
+
+  const handle = async (results: TelegramResult[]) => {
+    for (const raw of results) {
+      const r = raw.ok ? guarded(raw) : raw;
+      model.record(r);
       opts.onResult?.(r);
       if (r.ok) {
         lastTelegram = new Date().toISOString();
+        if (pullFrom) await admit(pullFrom);
         sink?.publishReading(r.reading);
+        for (const w of r.reading.withheld ?? []) {
+          const msg = folder.line(`Named values withheld: ${w.reason}`, now());
+          if (msg) tlog.warning(msg);
+        }
         if (tlog.debugEnabled) {
           tlog.debug(
             `${r.framing} ${r.security} ${r.layout} counter ${r.reading.frame_counter}: ${
@@ -208,10 +363,29 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     if (results.length > 0) sink?.setDiagnostics(diagnostics());
   };
 
+  // The guards' state goes to the state file every few minutes while telegrams arrive, and
+  // at the stop: after a crash at most those minutes are lost.
+  let savedAt = decoder.stats.decoded;
+  const saveState = async () => {
+    if (state.file.path === null || decoder.stats.decoded === savedAt) return;
+    savedAt = decoder.stats.decoded;
+    await state.file.save(state.restored, wallNow());
+  };
+  const stateTimer = state.file.path === null
+    ? undefined
+    : setInterval(saveState, opts.stateEveryMs ?? STATE_EVERY_MS);
+
   // Health: once a period, say when the input has stopped making sense, and when it is back.
+  // Once an hour, a summary: what was decoded, and what became of it.
   let health: Health = "ok";
   let mark = { ...decoder.stats };
+  let summaryMark = { at: now(), ...decoder.stats, ...sink?.stats };
   const healthTimer = setInterval(() => {
+    if (now() - summaryMark.at >= SUMMARY_EVERY_MS) {
+      const next = { at: now(), ...decoder.stats, ...sink?.stats };
+      log.info(summaryLine(summaryMark, next));
+      summaryMark = next;
+    }
     const next = judgeHealth(mark, decoder.stats);
     const searching = decoder.stats.searches > mark.searches;
     mark = { ...decoder.stats };
@@ -248,17 +422,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     health = next;
   }, opts.healthEveryMs ?? 60_000);
 
-  if (source.kind === "file" && sink?.whenConnected) {
-    // A capture replays in moments: without the broker it would publish nothing.
-    if (!await sink.whenConnected(FILE_CONNECT_WAIT_MS)) {
-      log.warning(
-        `No MQTT connection after ${
-          FILE_CONNECT_WAIT_MS / 1000
-        } s: replaying ${source.description} without it`,
-      );
-    }
-  }
-
   let status = 0;
   try {
     for await (
@@ -266,6 +429,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         signal,
         log: log.child("source"),
         now,
+        listener: model.sourceListener(),
       })
     ) {
       const fed = decoder.feed(chunk, now());
@@ -274,21 +438,26 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         const msg = folder.line(`Cannot answer the meter: ${e.message}`, now());
         if (msg) log.warning(msg);
       });
-      handle(await fed.results);
+      await handle(await fed.results);
     }
     // Only a replayed file has an end of input to report on; a serial line or TCP
     // stream that is stopped just stops.
-    if (source.kind === "file" && !signal.aborted) handle(await decoder.end());
+    if (source.kind === "file" && !signal.aborted) {
+      await handle(await decoder.end());
+      model.sourceEnded();
+    }
   } catch (e) {
     // Only a capture file that cannot be read ends up here.
     log.error(`Cannot read ${source.description}: ${(e as Error).message}`);
     status = 1;
   } finally {
     clearInterval(healthTimer);
+    clearInterval(stateTimer);
     const s = decoder.stats;
     log.info(
       `Stopping: ${s.decoded} telegrams decoded, ${s.failed} failed, ${s.bytes} bytes read`,
     );
+    await saveState();
     await sink?.stop();
   }
   return status;

@@ -52,12 +52,47 @@ export interface DecoderOptions {
   systemTitle?: Uint8Array | null;
   /** Silence after which a partial frame or block transfer is dropped, ms (default 1000). */
   gapMs?: number;
+  /** The replay guard, with the counters a previous run saved (default: a fresh one). */
+  counters?: CounterGuard;
+  /** Told each step as it happens (`decode --explain`); never given a key. */
+  trace?: (step: TraceStep) => void;
   /**
-   * The replay guard of OMS telegrams (Netz OÖ AMIS), e.g. restored from saved state;
-   * default: a new, empty one.
+   * The replay guard of OMS telegrams (Netz OÖ AMIS), with the state a previous run saved
+   * (default: a fresh one).
    */
   accessGuard?: AccessGuard;
 }
+
+/** One step of the decoder's work, for `decode --explain`. No step carries a key. */
+export type TraceStep =
+  | {
+    readonly kind: "frame";
+    readonly framing: Framing;
+    /** Stream offset of the first frame. */
+    readonly offset: number;
+    readonly frames: number;
+    readonly payload: Uint8Array;
+  }
+  | {
+    readonly kind: "skipped";
+    readonly offset: number;
+    readonly bytes: number;
+    readonly reason: string;
+  }
+  /** An APDU parsed from `bytes`; `depth` counts the APDUs it is nested in. */
+  | {
+    readonly kind: "apdu";
+    readonly apdu: Apdu;
+    readonly bytes: Uint8Array;
+    readonly depth: number;
+  }
+  | {
+    readonly kind: "decrypted";
+    readonly security: SecurityLevel;
+    readonly systemTitle: Uint8Array;
+    readonly plaintext: Uint8Array;
+  }
+  | { readonly kind: "result"; readonly result: TelegramResult };
 
 /** A telegram that decoded. */
 export interface DecodedTelegram {
@@ -132,13 +167,14 @@ export class Decoder {
   };
   readonly #framer: Framer;
   readonly #transfer = new BlockTransfer();
-  readonly #counters = new CounterGuard();
+  readonly #counters: CounterGuard;
   readonly #security: SecurityContext | null;
   readonly #oms: OmsSecurity | null;
   readonly #access: AccessGuard;
   readonly #meterType: MeterType;
   readonly #systemTitle: Uint8Array | null;
   readonly #gapMs: number;
+  readonly #trace: ((step: TraceStep) => void) | null;
   #lastMs: number | null = null;
   #transferStart = 0;
   /** The results of the chunks fed so far, in order: each waits for the one before. */
@@ -151,11 +187,13 @@ export class Decoder {
   ) {
     this.#gapMs = opts.gapMs ?? 1000;
     this.#framer = new Framer({ gapMs: this.#gapMs });
+    this.#counters = opts.counters ?? new CounterGuard();
     this.#security = security;
     this.#oms = oms;
     this.#access = opts.accessGuard ?? new AccessGuard();
     this.#meterType = opts.meterType ?? "auto";
     this.#systemTitle = opts.systemTitle ?? null;
+    this.#trace = opts.trace ?? null;
   }
 
   /** Creates a decoder; imports the keys once. */
@@ -254,6 +292,7 @@ export class Decoder {
       switch (ev.kind) {
         case "skipped":
           this.stats.skippedBytes += ev.bytes;
+          this.#trace?.(ev);
           break;
         case "reply":
           this.stats.replies++;
@@ -267,6 +306,13 @@ export class Decoder {
           break;
         case "mbus-data": {
           this.stats.frames++;
+          this.#trace?.({
+            kind: "frame",
+            framing: "mbus",
+            offset: ev.offset,
+            frames: 1,
+            payload: ev.data,
+          });
           const ctx: Context = {
             framing: "mbus",
             offset: ev.offset,
@@ -287,6 +333,13 @@ export class Decoder {
           break;
         case "payload": {
           this.stats.frames++;
+          this.#trace?.({
+            kind: "frame",
+            framing: ev.framing,
+            offset: ev.offset,
+            frames: ev.frames,
+            payload: ev.payload,
+          });
           const ctx: Context = {
             framing: ev.framing,
             offset: ev.offset,
@@ -308,6 +361,7 @@ export class Decoder {
         throw new ParseError("apdu", 0, `APDUs nested ${depth} deep: damaged or hostile data`);
       }
       apdu = parseApdu(bytes);
+      this.#trace?.({ kind: "apdu", apdu, bytes, depth });
       switch (apdu.kind) {
         case "block": {
           if (apdu.blockNumber === 1) this.#transferStart = ctx.offset;
@@ -370,6 +424,7 @@ export class Decoder {
       });
     }
     const { plaintext, security } = await this.#security.decrypt(apdu, systemTitle);
+    this.#trace?.({ kind: "decrypted", security, systemTitle, plaintext });
     const titleHex = toHex(systemTitle);
     this.#counters.check(titleHex, apdu.invocationCounter);
     return await this.#apdu(plaintext, {
@@ -403,34 +458,31 @@ export class Decoder {
       const pinned = this.#meterType === "amis" ? "amis" : null;
       const found = interpretOms(header, records, pinned);
       this.#access.check(header.addressHex, header.access, found.clock);
-      const result = this.#ok({ ...ctx, security, frameCounter: header.access }, found);
-      const { manufacturer, model } = found;
-      if (manufacturer === null && model === null) return result;
-      return {
-        ...result,
-        reading: {
-          ...result.reading,
-          ...(manufacturer !== null ? { manufacturer } : {}),
-          ...(model !== null ? { model } : {}),
-        },
-      };
+      return this.#ok({ ...ctx, security, frameCounter: header.access }, found, found.manufacturer);
     } catch (e) {
       return this.#failFrom(e, ctx);
     }
   }
 
-  #ok(ctx: Context, interpretation: Interpretation): DecodedTelegram {
+  #ok(
+    ctx: Context,
+    interpretation: Interpretation,
+    manufacturer: string | null = null,
+  ): DecodedTelegram {
     this.stats.decoded++;
-    return {
+    const reading = buildReading(interpretation, {
+      systemTitle: ctx.systemTitle,
+      frameCounter: ctx.frameCounter,
+    });
+    const result: DecodedTelegram = {
       ok: true,
       framing: ctx.framing,
       security: ctx.security,
       layout: interpretation.layout,
-      reading: buildReading(interpretation, {
-        systemTitle: ctx.systemTitle,
-        frameCounter: ctx.frameCounter,
-      }),
+      reading: manufacturer === null ? reading : { ...reading, manufacturer },
     };
+    this.#trace?.({ kind: "result", result });
+    return result;
   }
 
   #failFrom(e: unknown, ctx: Context): FailedTelegram {
@@ -447,6 +499,8 @@ export class Decoder {
     this.stats.failed++;
     this.stats.failedByStage[f.stage] = (this.stats.failedByStage[f.stage] ?? 0) + 1;
     this.stats.lastError = `${f.stage}: ${f.error}`;
-    return { ok: false, ...f };
+    const result: FailedTelegram = { ok: false, ...f };
+    this.#trace?.({ kind: "result", result });
+    return result;
   }
 }

@@ -50,9 +50,21 @@ export async function supervisorMqtt(
   if (typeof d.host !== "string" || d.host === "") {
     throw new Error("The Supervisor's answer about MQTT names no host");
   }
+  const port = d.port === undefined || d.port === null ? 1883 : Number(d.port);
+  const written = typeof d.port === "number" || typeof d.port === "string";
+  if (
+    !written && d.port !== undefined && d.port !== null || !Number.isInteger(port) ||
+    port < 1 || port > 65535 || d.port === ""
+  ) {
+    throw new Error(
+      `The Supervisor's answer about MQTT has a malformed port: ${JSON.stringify(d.port)} ` +
+        "(expected 1 to 65535): restart the Mosquitto broker add-on, or set mqtt.host and " +
+        "mqtt.port",
+    );
+  }
   return {
     host: d.host,
-    port: typeof d.port === "number" ? d.port : Number(d.port ?? 1883),
+    port,
     ssl: d.ssl === true,
     username: typeof d.username === "string" ? d.username : null,
     password: typeof d.password === "string" ? d.password : null,

@@ -1,7 +1,8 @@
 /**
  * The sandbox of the released binary, read from the `compile:*` tasks in `deno.json`.
  *
- * `deno compile` bakes the permission flags of those tasks into `dist/smartmeter-<arch>`.
+ * `deno compile` bakes the permission flags and the V8 flags of those tasks into
+ * `dist/smartmeter-<arch>`.
  * This module splits a task into its parts so that tests/compile_test.ts can run the
  * program from source under exactly those flags (the compile runtime cannot be downloaded
  * everywhere), and so that anyone can do the same by hand:
@@ -41,6 +42,8 @@ export interface CompileTask {
   args: string[];
   /** the permission flags only (`--allow-*`, `--deny-*`, `--ignore-*`, `--no-prompt`) */
   permissionFlags: string[];
+  /** the V8 flags baked in with `--v8-flags=a,b` (`["a", "b"]`), in order */
+  v8Flags: string[];
 }
 
 const SHELL_SYNTAX = /["'`$\\|&;<>(){}*?]/;
@@ -116,6 +119,9 @@ export function parseCompileTask(name: string, command: string): CompileTask {
     entry,
     args,
     permissionFlags: args.filter(isPermissionFlag),
+    v8Flags: args.filter((a) => a.startsWith("--v8-flags=")).flatMap((a) =>
+      a.slice("--v8-flags=".length).split(",").filter((f) => f !== "")
+    ),
   };
 }
 

@@ -3,9 +3,10 @@
  * fast as the pipeline takes them; counts what comes out and watches the daemon's memory.
  *
  * ```
- * deno task soak                         # 1,000,000 telegrams (two daemons of 500,000)
- * deno task soak --count 40000           # a short rehearsal
- * deno task soak --only M-Bus --v8-flags=--max-old-space-size=64
+ * deno task soak                         # 1,000,000 replayed + 200,000 live-like telegrams
+ * deno task soak --hog                   # the same with a busy loop on one core
+ * deno task soak --count 40000 --live 8000   # a short rehearsal
+ * deno task soak --only M-Bus --v8-flags=    # V8's default flags
  * ```
  *
  * What it does, for each mixed stream of scripts/harness.ts (HDLC: Burgenland with auth
@@ -20,21 +21,33 @@
  * 4. Spawns `deno run -A main.ts run -c <config>` (dlms.port = the capture file,
  *    publish_interval 0) and samples its VmRSS every 0.5 s and its read position in the
  *    file (/proc/<pid>/fdinfo) every 20 ms, until it exits at the end of the file.
- * 5. Prints a markdown report; exits 1 when a telegram is missing or wrong at the
- *    subscriber, or the RSS grew by 5 MiB or more after the warm-up (median over the first
- *    tenth of the telegrams after it against the median over the last tenth), so a
- *    regression is visible.
+ * 5. The live-like pass: the same kind of stream served once by a TCP server on loopback
+ *    (`dlms.port: tcp://…`), read as fast as the daemon decodes it. A live meter never
+ *    waits for the broker: the newest state wins, and the daemon counts every state it
+ *    supersedes. The daemon is stopped once the server has closed the connection.
+ * 6. Prints a markdown report; exits 1 when
+ *    - the replay lost a telegram ("in = out": every telegram of a capture reaches the
+ *      subscriber, and the daemon's own count says 0 superseded),
+ *    - the live-like pass does not add up (decoded = in, decoded = published +
+ *      superseded, and the subscriber saw exactly the published states),
+ *    - a state carries a wrong energy value, or
+ *    - the RSS of a replay grew by 5 MiB or more after the warm-up (median over the first
+ *      tenth of the telegrams after it against the median over the last tenth).
  *
- * Why RSS is ~210 MiB during the flood and not ~95: V8 sizes its young generation and old
- * space to the allocation rate (live heap after a full GC stays ~20 MiB); with
- * `--v8-flags=--max-semi-space-size=1,--max-old-space-size=64` it stays flat near 95 MiB.
- * V8 flags are comma-separated.
+ * The daemon runs with the V8 flags of the compiled binaries (deno.json's compile tasks)
+ * unless `--v8-flags` says otherwise. `--hog` starts a busy loop on one core for the whole
+ * run and stops it at the end: the soak must pass on a loaded machine too.
+ *
+ * With V8's default flags (`--v8-flags=`) RSS grows to ~210 MiB during a flood: V8 sizes its
+ * young generation and old space to the allocation rate (the live heap after a full GC stays
+ * ~20 MiB). V8 flags are comma-separated.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { DEMO_AUTH_KEY, DEMO_KEY } from "../lib/commands/simulate.ts";
+import { readCompileTasks } from "./permissions.ts";
 import { brokerMissing, startBroker } from "../tests/e2e/mosquitto.ts";
 import {
   type Message,
@@ -69,15 +82,18 @@ const POSITION_EVERY_MS = 20;
 /** No state for this long after the daemon exited: everything has arrived. */
 const QUIET_MS = 2_000;
 
-const USAGE = `deno task soak [--count N] [--seed S] [--block B] [--warmup W] [--only NAME]
-                [--v8-flags=FLAGS]
+const USAGE = `deno task soak [--count N] [--live N] [--hog] [--seed S] [--block B] [--warmup W]
+                [--only NAME] [--v8-flags=FLAGS]
 
-  --count N      telegrams in all, split between the ${MIXED_STREAMS.length} streams (default 1000000)
+  --count N      replayed telegrams in all, split between the ${MIXED_STREAMS.length} streams (default 1000000)
+  --live N       live-like telegrams (tcp://) in all, split likewise (default 200000; 0: none)
+  --hog          a busy loop on one core for the whole run
   --seed S       simulator seed (default 1); count, seed and block key the cache
   --block B      pushes per meter before the stream switches meter (default 1000)
   --warmup W     telegrams per daemon before the RSS baseline (default 20 % of its count)
   --only NAME    one stream: ${MIXED_STREAMS.map((s) => s.name).join(" or ")}
-  --v8-flags=F   V8 flags for the daemon (DENO_V8_FLAGS), to tell heap from buffers`;
+  --v8-flags=F   V8 flags for the daemon (DENO_V8_FLAGS); default: the compiled binaries'
+                 flags from deno.json; empty: V8's defaults`;
 
 function log(line: string): void {
   console.error(`soak: ${line}`);
@@ -235,6 +251,24 @@ interface StreamResult {
   warnings: string[];
   /** The daemon's log when it read nothing (it failed to start). */
   failedLog: string | null;
+  /** The daemon's own account: states published and superseded (null: no such line). */
+  sink: SinkTally | null;
+}
+
+/** What the daemon says became of its readings, at its stop. */
+interface SinkTally {
+  decoded: number;
+  published: number;
+  superseded: number;
+}
+
+/** Reads the daemon's "Stopping" and "Disconnected" lines. */
+function sinkTally(stderr: string): SinkTally | null {
+  const decoded = /Stopping: (\d+) telegrams decoded/.exec(stderr);
+  const sink = /Disconnected from the MQTT broker: (\d+) states published, (\d+) superseded/
+    .exec(stderr);
+  if (decoded === null || sink === null) return null;
+  return { decoded: Number(decoded[1]), published: Number(sink[1]), superseded: Number(sink[2]) };
 }
 
 async function soakStream(
@@ -367,11 +401,209 @@ async function soakStream(
       sys,
       warnings: daemon.logLines(/WARNING|ERROR/).slice(0, 5),
       failedLog: firstByteAt === null ? daemon.output.slice(-2_000) : null,
+      sink: sinkTally(daemon.stderr),
     };
   } finally {
     for (const s of subs) await s.close();
     await broker.close();
   }
+}
+
+/** What the live-like pass saw. */
+interface LiveResult {
+  name: string;
+  capture: MixedCapture;
+  tally: Tally;
+  sink: SinkTally | null;
+  exitCode: number;
+  sys: Map<string, string>;
+  /** Connection accepted → the daemon has decoded it all (it logs the closed connection), s. */
+  readSeconds: number;
+  cpuS: number;
+  warnings: string[];
+  log: string;
+}
+
+/**
+ * Serves `path` once over TCP on loopback, as fast as the reader takes it, then closes
+ * the connection and the listener (the daemon's reconnects are refused from then on).
+ */
+function serveOnce(path: string): { port: number; done: Promise<{ at: number; from: number }> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const done = (async () => {
+    const conn = await listener.accept();
+    listener.close();
+    const from = performance.now();
+    const file = await Deno.open(path, { read: true });
+    await file.readable.pipeTo(conn.writable).catch(() => {});
+    return { at: performance.now(), from };
+  })();
+  return { port: (listener.addr as Deno.NetAddr).port, done };
+}
+
+async function soakLive(
+  stream: (typeof MIXED_STREAMS)[number],
+  opts: { count: number; seed: number; block: number; v8Flags: string },
+  dir: string,
+): Promise<LiveResult> {
+  const capture = await mixedCapture({
+    meters: stream.meters,
+    count: opts.count,
+    seed: opts.seed,
+    block: opts.block,
+    progress: (done, count) => log(`  generated ${done.toLocaleString("en")} of ${count}`),
+  });
+  const broker = await startBroker();
+  const tally = new Tally(capture);
+  const sys = new Map<string, string>();
+  const subs: Subscriber[] = [];
+  try {
+    await tuneBroker(broker, BROKER_SETTINGS);
+    subs.push(
+      await Subscriber.open(broker.port, {
+        topic: TOPICS.state,
+        keep: () => false,
+        onMessage: tally.onMessage,
+      }),
+    );
+    subs.push(
+      await Subscriber.open(broker.port, {
+        topic: "$SYS/broker/#",
+        keep: () => false,
+        onMessage: (m) => sys.set(m.topic, m.payload),
+      }),
+    );
+    const server = serveOnce(capture.path);
+    const config = await writeConfig(dir, {
+      logging: "info",
+      meter_type: "auto",
+      dlms: { port: `tcp://127.0.0.1:${server.port}`, key: DEMO_KEY, auth_key: DEMO_AUTH_KEY },
+      mqtt: { host: "127.0.0.1", port: broker.port, publish_interval: 0 },
+    }, `${stream.name}-live.yaml`);
+    log(`${stream.name}: ${capture.count.toLocaleString("en")} telegrams live-like over tcp://`);
+    const daemon = Smartmeter.spawn(
+      ["run", "-c", config],
+      opts.v8Flags === "" ? {} : { env: { DENO_V8_FLAGS: opts.v8Flags } },
+    );
+    try {
+      const served = await server.done;
+      // The connection closed: the daemon has decoded all it read once it says so.
+      await daemon.waitFor(/Lost tcp:\/\//, 600_000);
+      const decodedAt = performance.now();
+      await waitUntil(
+        () => performance.now() - Math.max(tally.lastAt, served.at) > QUIET_MS,
+        "the last state message",
+        600_000,
+      );
+      const cpuS = procCpuSeconds(daemon.pid);
+      const status = await daemon.stop(30_000);
+      await sleep(1_500); // one more $SYS round
+      return {
+        name: stream.name,
+        capture,
+        tally,
+        sink: sinkTally(daemon.stderr),
+        exitCode: status.code,
+        sys,
+        readSeconds: (decodedAt - served.from) / 1000,
+        cpuS,
+        warnings: daemon.logLines(/WARNING|ERROR/).slice(0, 5),
+        log: daemon.stderr.slice(-2_000),
+      };
+    } finally {
+      await daemon.stop();
+    }
+  } finally {
+    for (const s of subs) await s.close();
+    await broker.close();
+  }
+}
+
+/** The live-like passes as a table, and whether each adds up. */
+function liveReport(results: LiveResult[]): string[] {
+  const rows = results.map((r) => {
+    const k = r.sink;
+    const sys = (key: string) => r.sys.get(`$SYS/broker/${key}`) ?? "n/a";
+    return [
+      `${r.name} (${r.capture.meters.join(" + ")})`,
+      r.capture.count.toLocaleString("en"),
+      k?.decoded.toLocaleString("en") ?? "n/a",
+      k?.published.toLocaleString("en") ?? "n/a",
+      k?.superseded.toLocaleString("en") ?? "n/a",
+      k === null ? "n/a" : k.published + k.superseded === k.decoded ? "yes" : "NO",
+      r.tally.distinct.toLocaleString("en"),
+      `${sys("publish/messages/received")} / ${sys("publish/messages/dropped")}`,
+      Math.round(r.capture.count / r.readSeconds).toLocaleString("en"),
+      r.cpuS.toFixed(1),
+    ];
+  });
+  const out = [
+    ...markdownTable(
+      [
+        "stream",
+        "telegrams in",
+        "decoded",
+        "states published",
+        "superseded",
+        "decoded = published + superseded",
+        "distinct states at the subscriber",
+        "broker: PUBLISH received / dropped",
+        "telegrams/s (decoded)",
+        "daemon CPU (s)",
+      ],
+      rows,
+    ),
+  ];
+  for (const r of results) {
+    if (r.tally.examples.length > 0) {
+      out.push("", `${r.name}, odd messages:`, ...r.tally.examples.map((e) => `- ${e}`));
+    }
+    if (r.warnings.length > 0) {
+      out.push("", `${r.name}, daemon warnings (first 5):`, ...r.warnings.map((w) => `- \`${w}\``));
+    }
+    if (r.sink === null) out.push("", `${r.name}: the daemon's log ends:`, "```", r.log, "```");
+  }
+  return out;
+}
+
+/** Failures of the live-like arithmetic. */
+function liveFailures(r: LiveResult): string[] {
+  const k = r.sink;
+  if (k === null) return [`${r.name} live: the daemon did not report its counts`];
+  const out: string[] = [];
+  if (k.decoded !== r.capture.count) {
+    out.push(`${r.name} live: ${k.decoded} of ${r.capture.count} telegrams decoded`);
+  }
+  if (k.published + k.superseded !== k.decoded) {
+    out.push(
+      `${r.name} live: decoded ${k.decoded} ≠ published ${k.published} + superseded ${k.superseded}`,
+    );
+  }
+  if (r.tally.distinct !== k.published) {
+    out.push(
+      `${r.name} live: the subscriber saw ${r.tally.distinct} states, the daemon published ${k.published}`,
+    );
+  }
+  if (r.tally.wrongEnergy > 0) out.push(`${r.name} live: ${r.tally.wrongEnergy} wrong states`);
+  return out;
+}
+
+/** A busy loop on one core, in its own process. */
+function startHog(): { stop(): Promise<void> } {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "for (;;) {}"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  return {
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+    },
+  };
 }
 
 /** No PUBLISH logging, no queue limits, `$SYS` every second. */
@@ -477,6 +709,12 @@ function report(results: StreamResult[], opts: { warmup: number; v8Flags: string
       "",
       ...markdownTable(["figure", "value"], [
         ["telegrams missing at the subscriber", t.missing()],
+        [
+          "the daemon's count: decoded / states published / superseded",
+          r.sink === null
+            ? "n/a"
+            : `${r.sink.decoded} / ${r.sink.published} / ${r.sink.superseded}`,
+        ],
         ["state messages matching no push", t.unknown],
         ["states with a wrong energy_import_wh", t.wrongEnergy],
         ["states of a meter arriving out of order", t.outOfOrder],
@@ -516,6 +754,8 @@ async function main(): Promise<number> {
       args: Deno.args,
       options: {
         count: { type: "string", default: "1000000" },
+        live: { type: "string", default: "200000" },
+        hog: { type: "boolean", default: false },
         seed: { type: "string", default: "1" },
         block: { type: "string", default: "1000" },
         warmup: { type: "string" },
@@ -535,48 +775,83 @@ async function main(): Promise<number> {
   }
   const streams = MIXED_STREAMS.filter((s) => values.only === undefined || s.name === values.only);
   const count = Number(values.count);
+  const live = Number(values.live);
   const seed = Number(values.seed);
   const block = Number(values.block);
   const unit = 2 * MIXED_STREAMS.length;
-  if (streams.length === 0 || !(count > 0 && count % unit === 0) || !(block > 0)) {
-    console.error(`soak: bad arguments (count: a multiple of ${unit})\n${USAGE}`);
+  if (
+    streams.length === 0 || !(count > 0 && count % unit === 0) ||
+    !(live >= 0 && live % unit === 0) || !(block > 0)
+  ) {
+    console.error(`soak: bad arguments (count, live: multiples of ${unit})\n${USAGE}`);
     return 2;
   }
   const perDaemon = count / MIXED_STREAMS.length;
+  const livePerDaemon = live / MIXED_STREAMS.length;
   const warmup = values.warmup === undefined ? Math.round(perDaemon / 5) : Number(values.warmup);
   const missing = brokerMissing();
   if (missing !== null) {
     console.error(`soak: ${missing}`);
     return 1;
   }
-  const v8Flags = values["v8-flags"] ?? null;
+  const compiled = (await readCompileTasks()).find((t) => t.arch === "x86_64");
+  const v8Flags = values["v8-flags"] ?? compiled?.v8Flags.join(",") ?? "";
+  const startLoad = machineLines();
+  const hog = values.hog ? startHog() : null;
+  if (hog) log("a busy loop runs on one core for the whole soak");
   const results: StreamResult[] = [];
-  await using dir = await tempDir("smartmeter-soak-");
-  for (const stream of streams) {
-    results.push(
-      await soakStream(stream, { count: perDaemon, seed, block, warmup, v8Flags }, dir.path),
-    );
+  const liveResults: LiveResult[] = [];
+  try {
+    await using dir = await tempDir("smartmeter-soak-");
+    for (const stream of streams) {
+      results.push(
+        await soakStream(stream, { count: perDaemon, seed, block, warmup, v8Flags }, dir.path),
+      );
+    }
+    if (livePerDaemon > 0) {
+      for (const stream of streams) {
+        liveResults.push(
+          await soakLive(stream, { count: livePerDaemon, seed, block, v8Flags }, dir.path),
+        );
+      }
+    }
+  } finally {
+    await hog?.stop();
   }
   const out = [
     `## Soak: ${
       (perDaemon * streams.length).toLocaleString("en")
-    } telegrams through \`smartmeter run\` to Mosquitto`,
+    } telegrams replayed through \`smartmeter run\` to Mosquitto`,
     "",
     `Measured ${new Date().toISOString().slice(0, 16)}Z with \`deno task soak${
       Deno.args.length > 0 ? ` ${Deno.args.join(" ")}` : ""
-    }\`.`,
+    }\`${hog ? ", **with a busy loop on one core** for the whole run" : ""}.`,
     "",
-    ...machineLines(),
+    ...startLoad,
     "",
-    ...report(results, { warmup, v8Flags }),
-    "",
-    `Load average at the end: ${loadAverage()}.`,
+    ...report(results, { warmup, v8Flags: v8Flags === "" ? null : v8Flags }),
   ];
+  if (liveResults.length > 0) {
+    out.push(
+      "",
+      `## Live-like: ${
+        (livePerDaemon * streams.length).toLocaleString("en")
+      } telegrams over tcp://, as fast as the daemon reads`,
+      "",
+      "A live meter never waits for the broker: the newest state wins, and the daemon counts every state it supersedes, so decoded = published + superseded.",
+      "",
+      ...liveReport(liveResults),
+    );
+  }
+  out.push("", `Load average at the end: ${loadAverage()}.`);
   console.log(out.join("\n"));
   const failures: string[] = [];
   for (const r of results) {
     if (r.tally.distinct !== r.capture.count) {
       failures.push(`${r.name}: ${r.capture.count - r.tally.distinct} telegrams missing`);
+    }
+    if (r.sink !== null && r.sink.superseded > 0) {
+      failures.push(`${r.name}: the daemon superseded ${r.sink.superseded} states of a replay`);
     }
     if (r.tally.wrongEnergy > 0) failures.push(`${r.name}: ${r.tally.wrongEnergy} wrong states`);
     const growth = r.rss.growthKb;
@@ -585,6 +860,7 @@ async function main(): Promise<number> {
       failures.push(`${r.name}: RSS grew ${mib(growth)} MiB after the warm-up (limit 5)`);
     }
   }
+  for (const r of liveResults) failures.push(...liveFailures(r));
   for (const f of failures) console.error(`soak: FAIL ${f}`);
   return failures.length === 0 ? 0 : 1;
 }

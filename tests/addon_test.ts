@@ -16,6 +16,7 @@ import {
 } from "../lib/config.ts";
 import { METER_TYPES } from "../lib/cosem/interpret.ts";
 import { COMPILE_TARGETS } from "../scripts/permissions.ts";
+import { INGRESS_PORT } from "../lib/sinks/http/address.ts";
 
 type Mapping = Record<string, unknown>;
 
@@ -100,7 +101,8 @@ const LEFT_OUT_OBSOLETE = [
   "mqtt.sensors_migrated",
 ];
 /** Program keys a user could set but the add-on deliberately does not offer. */
-const LEFT_OUT_OTHER: readonly string[] = [];
+/** Keys the add-on sets itself: the state lives in the add-on's own /data. */
+const LEFT_OUT_OTHER: readonly string[] = ["state_dir"];
 
 const SUPERVISOR_ENV = { SUPERVISOR_TOKEN: "x" };
 
@@ -119,9 +121,11 @@ Deno.test("addon/config.yaml has the identity, version and image of this release
 });
 
 Deno.test("addon/config.yaml starts the add-on as a service with serial devices and MQTT", () => {
-  equal(manifest.startup, "application");
-  equal(manifest.boot, "auto");
-  equal(manifest.init, true);
+  // Left out where they are the Supervisor's defaults: started after Home Assistant, at
+  // boot, with Docker's init as PID 1.
+  equal(manifest.startup ?? "application", "application");
+  equal(manifest.boot ?? "auto", "auto");
+  equal(manifest.init ?? true, true);
   equal(manifest.uart, true);
   equal(manifest.usb, true);
   deepEqual(manifest.services, ["mqtt:need"]);
@@ -132,6 +136,19 @@ Deno.test("addon/config.yaml starts the add-on as a service with serial devices 
     equal(manifest[broad], undefined, `${broad} is not needed`);
   }
   equal(manifest.privileged, undefined);
+});
+
+Deno.test("addon/config.yaml shows the live page in the sidebar through ingress", async () => {
+  equal(manifest.ingress, true);
+  // The program's ingress listener (run --ingress) is on this port and answers only the
+  // Supervisor's proxy; the manifest must send the proxy there (8099 is the default, which
+  // the add-on linter wants left out).
+  equal(manifest.ingress_port ?? 8099, INGRESS_PORT);
+  match(String(manifest.panel_icon), /^mdi:[a-z0-9-]+$/);
+  assert(typeof manifest.panel_title === "string" && manifest.panel_title !== "");
+  // Network access is the user's choice: no host port unless they give one.
+  deepEqual(manifest.ports, { "8080/tcp": null });
+  match(await readText("addon/run.sh"), /--ingress$/m);
 });
 
 Deno.test("every schema entry is a type the Supervisor understands, at most two levels deep", () => {
@@ -338,7 +355,7 @@ Deno.test("run.sh execs the program on the options file and never prints the opt
   const script = await readText("addon/run.sh");
   const code = script.split("\n").filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#"));
   equal(script.split("\n")[0], "#!/bin/sh");
-  equal(code.at(-1), "exec /usr/bin/smartmeter run --config /data/options.json");
+  equal(code.at(-1), "exec /usr/bin/smartmeter run --config /data/options.json --ingress");
   for (const line of code.slice(0, -1)) {
     assert(!/options\.json|\bcat\b|\becho\b|\bjq\b|printenv|set -x|bashio/.test(line), line);
   }
@@ -471,4 +488,57 @@ Deno.test("the Dockerfile downloads the assets the release publishes and checks 
   }
   match(dockerfile, /^ENTRYPOINT \[\]$/m);
   match(dockerfile, /^CMD \["\/run\.sh"\]$/m);
+});
+
+/**
+ * The Home Assistant add-on linter (frenck/action-addon-linter, src/lint.py) flags every
+ * key of config.yaml set to the default its schema (src/config.schema.json) declares.
+ * These are those defaults.
+ */
+const LINTER_DEFAULTS: Readonly<Record<string, unknown>> = {
+  advanced: false,
+  apparmor: true,
+  audio: false,
+  auth_api: false,
+  auto_uart: false,
+  boot: "auto",
+  devicetree: false,
+  docker_api: false,
+  full_access: false,
+  gpio: false,
+  hassio_api: false,
+  hassio_role: "default",
+  homeassistant_api: false,
+  host_dbus: false,
+  host_ipc: false,
+  host_network: false,
+  host_pid: false,
+  ingress: false,
+  ingress_port: 8099,
+  init: true,
+  kernel_modules: false,
+  legacy: false,
+  options: {},
+  panel_admin: true,
+  panel_icon: "mdi:puzzle",
+  schema: {},
+  stage: "stable",
+  startup: "application",
+  stdin: false,
+  timeout: 10,
+  tmpfs: false,
+  uart: false,
+  udev: false,
+  usb: false,
+  video: false,
+};
+
+Deno.test("addon/config.yaml sets no key to its default value (the add-on linter's rule)", () => {
+  const redundant = Object.entries(LINTER_DEFAULTS).filter(([key, value]) =>
+    key in manifest && JSON.stringify(manifest[key]) === JSON.stringify(value)
+  ).map(([key]) => key);
+  deepEqual(redundant, []);
+  for (const key of ["auto_uart", "watchdog"]) {
+    equal(manifest[key], undefined, `${key} is obsolete`);
+  }
 });

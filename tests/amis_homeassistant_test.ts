@@ -48,6 +48,7 @@ Deno.test("An AMIS reading gets the entities of every meter: energy, power, net 
     "smartmeter_telegrams_failed",
     "smartmeter_last_error",
     "smartmeter_last_telegram",
+    "smartmeter_states_superseded",
   ]);
   deepEqual([reading.manufacturer, reading.model], ["Siemens", "AMIS TD-351x"]);
 });

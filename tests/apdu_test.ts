@@ -140,6 +140,7 @@ Deno.test("parseApdu() reads data-notifications with every date-time form", asyn
     equal(n.dateTime?.deviation, null);
     equal(n.body.type, "structure");
     if (n.body.type === "structure") equal(n.body.items.length, 13);
+    equal(n.bodyOffset, 19, "0F, invoke id 4, 09 0C, 12 bytes");
   });
   await t.step("00: absent (Aidon)", () => {
     const n = as(
@@ -157,6 +158,7 @@ Deno.test("parseApdu() reads data-notifications with every date-time form", asyn
         invokeId: 42,
         dateTime: null,
         body: { type: "unsigned", value: 5 },
+        bodyOffset: 6,
       } satisfies DataNotification,
     );
   });

@@ -33,6 +33,7 @@ Deno.test("buildReading() names the catalog's registers and keeps every register
   deepEqual(reading, {
     time: "2024-05-07T21:11:20+02:00",
     meter_id: "1KFM0200234804",
+    model: null,
     system_title: "4b464d102002aca5",
     frame_counter: 42,
     values: {
@@ -130,6 +131,7 @@ Deno.test("buildReading() passes time, meter id and missing metadata through", (
   deepEqual(reading, {
     time: null,
     meter_id: null,
+    model: null,
     system_title: null,
     frame_counter: null,
     values: {},
@@ -148,4 +150,66 @@ Deno.test("convertUnit() converts only between matching units", () => {
   equal(convertUnit(3, "kWh", "W"), undefined);
   equal(convertUnit(3, null, "W"), undefined);
   equal(convertUnit(3, "V", ""), undefined);
+});
+
+const RULE = { from: "rule", rule: "kaifa" } as const;
+
+Deno.test("buildReading() passes the model through", () => {
+  equal(buildReading(interpretation([], { model: "MA304H3E" }), NO_META).model, "MA304H3E");
+});
+
+Deno.test("buildReading() withholds a named value whose scale is unknown, keeping the raw register", () => {
+  const why = "the telegram sends no scaler and no scaler table is known for manufacturer XYZ";
+  const reading = buildReading(
+    interpretation([
+      { obis: "1-0:31.7.0", value: 1416, unit: "A", scale: { from: "unknown", why }, raw: 1416 },
+      { obis: "1-0:51.7.0", value: 7, unit: "A", scale: { from: "unknown", why }, raw: 7 },
+      { obis: "1-0:1.7.0", value: 500, unit: "W", scale: { from: "telegram" } },
+      // another register of the same value with a known scale fills it
+      { obis: "1-0:32.7.0", value: 2385, unit: "V", scale: { from: "unknown", why }, raw: 2385 },
+      { obis: "1-1:32.7.0", value: 238.5, unit: "V", scale: { from: "telegram" } },
+    ]),
+    NO_META,
+  );
+  deepEqual(reading.values, { power_import_w: 500, voltage_l1_v: 238.5 });
+  deepEqual(reading.obis["1-0:31.7.0"], { value: 1416, unit: "A", scale: "unknown" });
+  deepEqual(reading.obis["1-0:1.7.0"], { value: 500, unit: "W" });
+  deepEqual(reading.withheld, [{
+    keys: ["current_l1_a", "current_l2_a"],
+    reason: `Scale unknown for current_l1_a, current_l2_a: ${why}`,
+  }]);
+});
+
+Deno.test("buildReading() withholds rule-scaled values that fail the consistency check", () => {
+  // Currents 100 times too large under 2 kW: a power factor of 0.01.
+  const reading = buildReading(
+    interpretation([
+      { obis: "1-0:1.7.0", value: 2000, unit: "W", scale: RULE, raw: 2000, resolution: 1 },
+      { obis: "1-0:2.7.0", value: 0, unit: "W", scale: RULE, raw: 0, resolution: 1 },
+      { obis: "1-0:31.7.0", value: 870, unit: "A", scale: RULE, raw: 87000, resolution: 0.01 },
+      { obis: "1-0:32.7.0", value: 230, unit: "V", scale: { from: "telegram" }, resolution: 1 },
+      { obis: "1-0:1.8.0", value: 5000, unit: "Wh", scale: RULE, raw: 5000, resolution: 1 },
+    ]),
+    NO_META,
+  );
+  deepEqual(reading.values, { energy_import_wh: 5000, voltage_l1_v: 230 });
+  deepEqual(reading.obis["1-0:31.7.0"], { value: 87000, unit: "A", scale: "doubtful" });
+  deepEqual(reading.obis["1-0:32.7.0"], { value: 230, unit: "V" });
+  deepEqual(reading.withheld?.map((w) => w.keys), [[
+    "power_import_w",
+    "power_export_w",
+    "current_l1_a",
+  ]]);
+});
+
+Deno.test("buildReading() runs no check when the telegram scaled everything", () => {
+  const reading = buildReading(
+    interpretation([
+      { obis: "1-0:1.7.0", value: 2000, unit: "W", scale: { from: "telegram" } },
+      { obis: "1-0:31.7.0", value: 870, unit: "A", scale: { from: "telegram" } },
+    ]),
+    NO_META,
+  );
+  deepEqual(reading.values, { power_import_w: 2000, current_l1_a: 870 });
+  equal(reading.withheld, undefined);
 });

@@ -11,7 +11,11 @@ interface Run {
   err: string[];
 }
 
-async function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+async function run(
+  args: string[],
+  env: Record<string, string> = {},
+  signal = new AbortController().signal,
+): Promise<Run> {
   const out: string[] = [];
   const err: string[] = [];
   const io: CommandIO = {
@@ -22,7 +26,7 @@ async function run(args: string[], env: Record<string, string> = {}): Promise<Ru
   };
   const ctx: ProcessContext = {
     env,
-    signal: new AbortController().signal,
+    signal,
     stderrIsTerminal: false,
     version: "test",
   };
@@ -121,9 +125,9 @@ Deno.test({
       const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`);
       const states: string[] = [];
       watcher.on("message", (topic, payload) => {
-        if (topic === "smartmeter/state") states.push(payload.toString());
+        if (topic === "smartmeter_demo/state") states.push(payload.toString());
       });
-      await watcher.subscribeAsync("smartmeter/#");
+      await watcher.subscribeAsync("smartmeter_demo/#");
       const r = await run([
         "demo",
         "--count",
@@ -231,7 +235,7 @@ Deno.test({
         equal(bad.status, 1);
         match(
           bad.out.join("\n"),
-          /✗ MQTT: MQTT broker refused the connection: not authorized — check mqtt\.user\/mqtt\.password/,
+          /✗ MQTT: MQTT broker mqtt:\/\/127\.0\.0\.1:\d+ refused the connection: not authorized — check mqtt\.user\/mqtt\.password/,
         );
         assert(!bad.out.join("\n").includes("wrong"), "the password is not printed");
       });
@@ -290,4 +294,148 @@ Deno.test("simulate --out /dev/pts/N writes raw frames into a serial line", asyn
   } finally {
     pty.close();
   }
+});
+
+Deno.test({
+  name: "demo never shows the password of an --mqtt URL, in a usage error or a refusal",
+  ignore: brokerMissing() !== null,
+  async fn() {
+    for (const url of ["mqtt://meter:s3cret@ho st:1883", "mqtt://meter:s3cret@127.0.0.1:99999"]) {
+      const r = await run(["demo", "--count", "1", "--mqtt", url]);
+      equal(r.status, 2, url);
+      match(r.err[0]!, /^smartmeter demo: --mqtt must be a URL like mqtt:\/\/localhost:1883/);
+      assert(!r.err.join("\n").includes("s3cret"), r.err.join("\n"));
+    }
+    const broker = await startBroker({ users: { meter: "right" } });
+    try {
+      const r = await run([
+        "demo",
+        "--count",
+        "2",
+        "--interval",
+        "0.2",
+        "--mqtt",
+        `mqtt://meter:s3cret%21@127.0.0.1:${broker.port}`,
+      ]);
+      const all = [...r.out, ...r.err].join("\n");
+      match(all, /refused the connection: not authorized/);
+      assert(!/s3cret/.test(all), all);
+    } finally {
+      await broker.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "check sends a test message through the broker and names a broker that connects " +
+    "but does not deliver (an ACL that only allows reading)",
+  ignore: brokerMissing() !== null,
+  async fn(t) {
+    const f = fixture("netznoe_kaifa-ma309_1");
+    const readOnly = await startBroker({
+      users: { meter: "pw" },
+      acl: "user meter\ntopic read #\n",
+    });
+    const readWrite = await startBroker({
+      users: { meter: "pw" },
+      acl: "user meter\ntopic readwrite smartmeter/#\n",
+    });
+    try {
+      await withDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/capture.hex`, f.hex);
+        const cfg = async (port: number, version: number) => {
+          const path = `${dir}/${port}-${version}.yaml`;
+          await Deno.writeTextFile(
+            path,
+            `dlms:\n  port: ${dir}/capture.hex\n  key: "${f.raw.key}"\nmqtt:\n  host: 127.0.0.1\n  port: ${port}\n  user: meter\n  password: pw\n  protocol_version: ${version}\n`,
+          );
+          return path;
+        };
+        for (const version of [4, 5]) {
+          await t.step(`MQTT ${version === 4 ? "3.1.1" : "5"}: read-only is refused`, async () => {
+            const r = await run(["check", "-c", await cfg(readOnly.port, version)]);
+            equal(r.status, 1, r.out.join("\n"));
+            match(
+              r.out.join("\n"),
+              /✗ MQTT: connected to mqtt:\/\/127\.0\.0\.1:\d+ as user "meter", but the broker does not deliver: .*"smartmeter\/check"/,
+            );
+          });
+          await t.step(`MQTT ${version === 4 ? "3.1.1" : "5"}: read-write passes`, async () => {
+            const r = await run(["check", "-c", await cfg(readWrite.port, version)]);
+            equal(r.status, 0, r.out.join("\n"));
+            match(
+              r.out.join("\n"),
+              /✓ MQTT: connected to mqtt:\/\/127\.0\.0\.1:\d+ as user "meter"; a test message to "smartmeter\/check" came back/,
+            );
+          });
+        }
+      });
+    } finally {
+      await readOnly.close();
+      await readWrite.close();
+    }
+  },
+});
+
+Deno.test("run logs every config warning at start, and unknown keys", async () => {
+  const f = fixture("netznoe_kaifa-ma309_1");
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/capture.hex`, f.hex);
+    await Deno.writeTextFile(
+      `${dir}/c.yaml`,
+      `dlms:\n  port: ${dir}/capture.hex\nmqtt:\n  hots: typo\n  device_id: "my meter"\n  tls_ca: /etc/ssl/ca.pem\n`,
+    );
+    const r = await run(["run", "-c", `${dir}/c.yaml`, "--no-mqtt"]);
+    const log = r.err.join("\n");
+    match(log, /WARNING smartmeter: Config mqtt\.hots: unknown key, ignored \(a typo\?\)/);
+    match(log, /WARNING smartmeter: Config mqtt\.device_id: "my meter" has characters other than/);
+    match(log, /WARNING smartmeter: Config mqtt\.tls_ca: ignored because mqtt\.tls is false/);
+    match(log, /WARNING smartmeter: Config dlms\.key: not set: only unencrypted meters/);
+    equal(
+      r.err.filter((l) => /only unencrypted meters can be read/.test(l)).length,
+      1,
+      "the missing key is said once",
+    );
+  });
+});
+
+Deno.test("check lists the config's warnings and unknown keys even when it has errors", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/bad.yaml`,
+      `dlms:\n  key: "123"\nmqtt:\n  hots: typo\n  device_id: "my meter"\ninterface_type: OPTICAL\n`,
+    );
+    const r = await run(["check", "-c", `${dir}/bad.yaml`]);
+    equal(r.status, 78);
+    const text = r.out.join("\n");
+    match(text, /✗ Config: The config file .* has 1 problem:\n {2}dlms\.key: /);
+    match(text, / {2}! mqtt\.hots: unknown key, ignored \(a typo\?\)/);
+    match(text, / {2}! mqtt\.device_id: "my meter" has characters other than/);
+    match(text, / {2}· interface_type: obsolete, accepted and ignored/);
+  });
+});
+
+Deno.test("missing or unreadable TLS files are config errors (exit 78), not a retry loop", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(`${dir}/certs`);
+    await Deno.writeTextFile(
+      `${dir}/tls.yaml`,
+      `dlms:\n  port: ${dir}/ttyUSB9\nmqtt:\n  host: 127.0.0.1\n  tls: true\n  tls_ca: ${dir}/missing-ca.pem\n  tls_cert: ${dir}/certs\n  tls_key: ${dir}/missing.key\n`,
+    );
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 5_000);
+    try {
+      const r = await run(["run", "-c", `${dir}/tls.yaml`], {}, ac.signal);
+      equal(r.status, 78, r.err.join("\n"));
+      const log = r.err.join("\n");
+      match(log, /mqtt\.tls_ca: cannot read ".*missing-ca\.pem": it does not exist/);
+      match(log, /mqtt\.tls_cert: cannot read ".*certs": it is a directory/);
+      match(log, /mqtt\.tls_key: cannot read ".*missing\.key": it does not exist/);
+      const c = await run(["check", "-c", `${dir}/tls.yaml`], {}, ac.signal);
+      equal(c.status, 78);
+      match(c.out.join("\n"), /✗ Config: .*\n(.*\n)* {2}mqtt\.tls_ca: cannot read/);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
 });

@@ -206,16 +206,17 @@ Deno.test("splitCommand() refuses shell syntax it cannot read safely", () => {
   }
 });
 
-Deno.test("parseCompileTask() finds target, output, entry point and permission flags", () => {
+Deno.test("parseCompileTask() finds target, output, entry point, permission and V8 flags", () => {
   const t = parseCompileTask(
     "compile:aarch64",
-    "deno compile --no-prompt --allow-env=A,B --target aarch64-unknown-linux-gnu " +
-      "--output dist/x main.ts",
+    "deno compile --no-prompt --allow-env=A,B --v8-flags=--lite-mode,--max-old-space-size=64 " +
+      "--target aarch64-unknown-linux-gnu --output dist/x main.ts",
   );
   equal(t.target, "aarch64-unknown-linux-gnu");
   equal(t.output, "dist/x");
   equal(t.entry, "main.ts");
   deepEqual(t.permissionFlags, ["--no-prompt", "--allow-env=A,B"]);
+  deepEqual(t.v8Flags, ["--lite-mode", "--max-old-space-size=64"]);
   deepEqual(flagList(t.permissionFlags, "--allow-env"), ["A", "B"]);
   equal(flagList(t.permissionFlags, "--allow-net"), null);
 });
@@ -244,6 +245,7 @@ Deno.test("compile tasks build both Linux targets into dist/ with the same permi
     equal(t.output, `dist/smartmeter-${t.arch}`);
     equal(t.entry, "main.ts");
     deepEqual(t.permissionFlags, FLAGS, `${t.name} differs from compile:x86_64`);
+    deepEqual(t.v8Flags, x86.v8Flags, `${t.name}'s V8 flags differ from compile:x86_64`);
     assert(t.args.includes("--frozen"), `${t.name}: the lockfile must decide the dependencies`);
   }
 });
@@ -527,6 +529,8 @@ Deno.test("the sandboxed daemon asks the Supervisor for the broker when mqtt.hos
         env: {
           SUPERVISOR_TOKEN: "token-from-the-supervisor",
           SUPERVISOR_URL: `http://127.0.0.1:${supervisor.addr.port}`,
+          // The add-on keeps its state in /data; here, in the test's own directory.
+          STATE_DIRECTORY: dir,
         },
       });
       if (subscriber) {

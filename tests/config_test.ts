@@ -132,6 +132,9 @@ Deno.test("loadConfig() loads the add-on's complete standalone config with every
         clientId: "smartmeter-smartmeter",
         protocolVersion: 4,
       },
+      http: { listen: null, from: "http.listen" },
+      stateDir: null,
+      stateDirFrom: null,
       obsolete: ["interface_type", "dlms.hdlc_frame_size", "dlms.timeout", "mqtt.sensors_migrated"],
       unknown: [],
       warnings: [],
@@ -155,7 +158,11 @@ Deno.test("loadConfig() loads a fresh add-on's options.json (defaults, empty key
   deepEqual(c.obsolete, ["interface_type", "dlms.hdlc_frame_size", "mqtt.sensors_migrated"]);
   deepEqual(c.unknown, []);
   deepEqual(c.warnings, [
-    { path: "dlms.key", message: "not set: only unencrypted meters can be read" },
+    {
+      path: "dlms.key",
+      message: "not set: only unencrypted meters can be read (Austrian meters encrypt: ask " +
+        "your grid operator for the key)",
+    },
   ]);
 });
 
@@ -246,6 +253,8 @@ Deno.test("CONFIG_DEFAULTS agrees with what an empty file gives", () => {
     "mqtt.tls_insecure": c.mqtt.tlsInsecure,
     "mqtt.client_id": null, // derived: smartmeter-<device_id>
     "mqtt.protocol_version": c.mqtt.protocolVersion,
+    "http.listen": c.http.listen,
+    "state_dir": c.stateDir,
   };
   for (const info of CONFIG_DEFAULTS) {
     if (info.obsolete) continue;
@@ -521,7 +530,11 @@ Deno.test("validateConfig() takes an empty or absent key as an unencrypted meter
     equal(c.key, null);
     equal(c.authKey, null);
     deepEqual(c.warnings, [
-      { path: "dlms.key", message: "not set: only unencrypted meters can be read" },
+      {
+        path: "dlms.key",
+        message: "not set: only unencrypted meters can be read (Austrian meters encrypt: ask " +
+          "your grid operator for the key)",
+      },
     ]);
   }
 });
@@ -1048,4 +1061,34 @@ Deno.test("redactConfig() keeps unset secrets as null", () => {
   equal(r.key, null);
   equal(r.authKey, null);
   equal((r.mqtt as Record<string, unknown>).password, null);
+});
+
+Deno.test("validateConfig() refuses a user, a scheme, a path or a port in mqtt.host, never echoing a password", async (t) => {
+  const refused: [string, RegExp][] = [
+    ["meter@broker.lan", /^must not hold a user name or password \("…@"\): put the user name/],
+    ["meter:s3cret@broker.lan", /^must not hold a user name or password \("…@"\)/],
+    ["meter:s3cret@broker.lan/mqtt", /^must not hold a user name or password \("…@"\)/],
+    ["mqtts://meter:s3cret@broker.lan:8883", /^give only the host name, without "mqtts:\/\/"/],
+    ["broker.lan/mqtt", /^must be a host name or address without spaces or "\/"/],
+    ["broker.lan:1883", /^give only the host name or address: the port goes in mqtt\.port/],
+  ];
+  for (const [host, pattern] of refused) {
+    await t.step(host, () => {
+      const problems = problemsOf(`mqtt:\n  host: "${host}"\n`);
+      equal(problems.length, 1, JSON.stringify(problems));
+      equal(problems[0]!.path, "mqtt.host");
+      match(problems[0]!.message, pattern);
+      assert(!problems[0]!.message.includes("s3cret"), problems[0]!.message);
+    });
+  }
+  await t.step("IPv6 literals stay valid, with or without brackets", () => {
+    for (
+      const [host, expected] of [["::1", "::1"], ["fe80::1", "fe80::1"], [
+        "[2001:db8::10]",
+        "2001:db8::10",
+      ]]
+    ) {
+      equal(load(`mqtt:\n  host: "${host}"\n`).mqtt.host, expected);
+    }
+  });
 });

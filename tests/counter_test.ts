@@ -1,4 +1,4 @@
-import { equal, ok, throws } from "node:assert/strict";
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { ParseError } from "../lib/errors.ts";
 import { CounterGuard, DEFAULT_MAX_TITLES } from "../lib/dlms/counter.ts";
 
@@ -83,4 +83,40 @@ Deno.test("CounterGuard keeps at least one title and defaults to a small bound",
   const big = new CounterGuard();
   for (let i = 0; i < 100; i++) big.check(`t${i}`, i);
   equal(big.size, DEFAULT_MAX_TITLES);
+});
+
+Deno.test("CounterGuard.toJSON() and fromJSON() carry the counters over a restart", () => {
+  const guard = new CounterGuard();
+  guard.check("4c475a6772a9a111", 700);
+  guard.check("4c475a6772a9a111", 701);
+  guard.check("4b464d6750000001", 5);
+  const state = JSON.parse(JSON.stringify(guard.toJSON()));
+  deepEqual(state, { "4c475a6772a9a111": 701, "4b464d6750000001": 5 });
+  const again = CounterGuard.fromJSON(state);
+  throws(() => again.check("4c475a6772a9a111", 650), /Replayed frame counter: 650 after 701/);
+  throws(() => again.check("4c475a6772a9a111", 701), /Replayed frame counter/);
+  again.check("4c475a6772a9a111", 702);
+  equal(again.last("4b464d6750000001"), 5);
+});
+
+Deno.test("CounterGuard.fromJSON() refuses what is no state and skips damaged entries", () => {
+  for (const bad of [null, 3, "x", [1, 2]]) {
+    throws(() => CounterGuard.fromJSON(bad), TypeError);
+  }
+  const guard = CounterGuard.fromJSON({
+    "4c475a6772a9a111": 7,
+    "not a title": 8,
+    "4b464d6750000001": -1,
+    "4b464d6750000002": 1.5,
+    "4b464d6750000003": "9",
+  });
+  deepEqual(guard.toJSON(), { "4c475a6772a9a111": 7 });
+  const small = CounterGuard.fromJSON(
+    Object.fromEntries(
+      Array.from({ length: 20 }, (_, i) => [`4c475a67${String(i).padStart(8, "0")}`, i]),
+    ),
+    4,
+  );
+  equal(small.size, 4, "the newest titles are kept");
+  equal(small.last("4c475a6700000019"), 19);
 });

@@ -1,5 +1,11 @@
 import { deepEqual, equal, match, ok as assert, rejects } from "node:assert/strict";
-import { judgeHealth, type ReadingSink, RepeatFolder, runDaemon } from "../lib/daemon.ts";
+import {
+  judgeHealth,
+  type ReadingSink,
+  RepeatFolder,
+  runDaemon,
+  summaryLine,
+} from "../lib/daemon.ts";
 import { validateConfig } from "../lib/config.ts";
 import { METER_TYPES } from "../lib/cosem/interpret.ts";
 import type { Reading } from "../lib/cosem/reading.ts";
@@ -115,6 +121,26 @@ Deno.test("runDaemon counts bad telegrams, folds repeated messages, and keeps go
   match(d.lastError!, /^decrypt: .*wrong key/);
   const warnings = lines.filter((l) => l.includes("Telegram failed at decrypt"));
   equal(warnings.length, 1, "the same failure is logged once, then folded");
+});
+
+Deno.test("runDaemon says once which named values it withholds, and why", async () => {
+  const sink = new RecordingSink();
+  const { logger, lines } = memoryLogger();
+  const cyprus = fixture("cyprus_landis-gyr-e450_1").bytes; // no scaler, no manufacturer
+  const status = await runDaemon({
+    config: config(),
+    logger,
+    signal: new AbortController().signal,
+    version: "test",
+    source: streamSource([[cyprus, cyprus, cyprus]]),
+    createSink: () => sink,
+  });
+  equal(status, 0);
+  equal(sink.readings.length, 3);
+  deepEqual(sink.readings[0]!.values, {});
+  const warnings = lines.filter((l) => l.includes("Named values withheld: Scale unknown for"));
+  equal(warnings.length, 1, "logged once, then folded");
+  match(warnings[0]!, /current_l1_a.*nothing in the telegram names the manufacturer/);
 });
 
 Deno.test("runDaemon never logs the keys or the password, even at debug", async () => {
@@ -463,4 +489,210 @@ Deno.test("runDaemon stopped by its signal reports no failure for a live source"
   equal(await run, 0);
   equal(sink.diagnostics.length, 0, "no telegram result at all");
   match(lines.join("\n"), /Stopping: 0 telegrams decoded, 0 failed/);
+});
+
+/** A sink that takes readings only while `open` is true, like MQTT with a backed-up socket. */
+class StallingSink extends RecordingSink {
+  open = true;
+  readyCalls = 0;
+  #waiters: ((ok: boolean) => void)[] = [];
+  get writable() {
+    return this.open;
+  }
+  ready(timeoutMs: number): Promise<boolean> {
+    this.readyCalls++;
+    if (this.open) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.#waiters.push((ok) => {
+        clearTimeout(timer);
+        resolve(ok);
+      });
+    });
+  }
+  override publishReading(r: Reading) {
+    if (!this.open) throw new Error("a reading was given while the sink could not take it");
+    super.publishReading(r);
+  }
+  setOpen(open: boolean) {
+    this.open = open;
+    if (open) { for (const w of this.#waiters.splice(0)) w(true); }
+  }
+}
+
+Deno.test("runDaemon reads a capture only as fast as the sink takes it: a stall pauses the file, nothing is lost", async () => {
+  const frames = await pushes("noe_evn", 12);
+  let pulled = 0;
+  const source: ByteSource = {
+    description: "capture.hex",
+    kind: "file",
+    open: () =>
+      Promise.resolve(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (pulled === frames.length) c.close();
+            else c.enqueue(frames[pulled++]!);
+          },
+        }, { highWaterMark: 0 }),
+      ),
+  };
+  const sink = new StallingSink();
+  const { logger } = memoryLogger();
+  const run = runDaemon({
+    config: config(),
+    logger,
+    signal: new AbortController().signal,
+    version: "test",
+    source,
+    createSink: () => sink,
+    onResult: (r) => {
+      // The broker stops taking states after the third telegram.
+      if (r.ok && r.reading.frame_counter === 3) sink.setOpen(false);
+    },
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  equal(sink.readings.length, 2, "the third reading waits for the sink");
+  assert(pulled <= 4, `the file is not read ahead while the sink stalls (${pulled} chunks read)`);
+  sink.setOpen(true);
+  equal(await run, 0);
+  deepEqual(sink.readings.map((r) => r.frame_counter), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+});
+
+Deno.test("runDaemon does not hold back a live source for a stalled sink", async () => {
+  const frames = await pushes("noe_evn", 5);
+  const sink = new StallingSink();
+  sink.open = false;
+  const ac = new AbortController();
+  const received: number[] = [];
+  const { logger } = memoryLogger();
+  sink.publishReading = (r) => void received.push(r.frame_counter!); // takes all, never asked
+  const run = runDaemon({
+    config: config(),
+    logger,
+    signal: ac.signal,
+    version: "test",
+    source: streamSource([frames], "tcp"),
+    createSink: () => sink,
+    onResult: (r) => {
+      if (r.ok && r.reading.frame_counter === 5) ac.abort();
+    },
+  });
+  equal(await run, 0);
+  deepEqual(received, [1, 2, 3, 4, 5]);
+  equal(sink.readyCalls, 0, "a live meter never waits for the broker");
+});
+
+Deno.test("summaryLine() sums up an hour: decoded, failed, published and superseded", () => {
+  const from = { at: 0, decoded: 10, failed: 1, published: 4, superseded: 6 };
+  const to = { at: 3_600_000, decoded: 730, failed: 1, published: 124, superseded: 606 };
+  equal(
+    summaryLine(from, to),
+    "Last 60 min: 720 telegrams decoded, 0 failed; 120 states published, 600 superseded " +
+      "(newer ones replaced them within the publish interval or while MQTT was slow or away)",
+  );
+  equal(
+    summaryLine({ at: 0, decoded: 0, failed: 0 }, { at: 60_000, decoded: 3, failed: 2 }),
+    "Last 1 min: 3 telegrams decoded, 2 failed",
+  );
+});
+
+Deno.test("runDaemon logs the hourly summary with the sink's counts", async () => {
+  const frames = await pushes("noe_evn", 3);
+  const sink = new RecordingSink() as RecordingSink & {
+    stats: { published: number; superseded: number };
+  };
+  sink.stats = { published: 0, superseded: 0 };
+  sink.publishReading = function (r) {
+    this.readings.push(r);
+    this.stats.published++;
+  };
+  let clock = 0;
+  const ac = new AbortController();
+  const { logger, lines } = memoryLogger();
+  const run = runDaemon({
+    config: config(),
+    logger,
+    signal: ac.signal,
+    version: "test",
+    source: streamSource([frames], "tcp"),
+    createSink: () => sink,
+    now: () => clock,
+    healthEveryMs: 10,
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  clock = 3_600_000;
+  await new Promise((r) => setTimeout(r, 100));
+  ac.abort();
+  await run;
+  const summary = lines.find((l) => l.includes("Last 60 min"));
+  match(summary ?? "", /3 telegrams decoded, 0 failed; 3 states published, 0 superseded/);
+});
+
+Deno.test("a line-rate flood of junk from a TCP bridge gives a handful of log lines, with counts", async () => {
+  // What a bridge at the wrong speed, or a noisy line, delivers: damaged frames whose
+  // checksums vary, frames under another key whose first decrypted byte varies, noise.
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const good = fixture("burgenland_landis-gyr-e450_1").bytes;
+  const other = await MeterSimulator.create({
+    meter: "noe_evn",
+    key: fromHex("ffeeddccbbaa99887766554433221100"),
+  });
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < 1500; i++) {
+    if (i % 3 === 0) {
+      const damaged = good.slice();
+      damaged[10 + Math.floor(random() * (damaged.length - 12))]! ^= 1 + Math.floor(random() * 254);
+      chunks.push(damaged);
+    } else if (i % 3 === 1) {
+      chunks.push((await other.next(new Date(1.7e12 + i * 5000))).bytes);
+    } else {
+      chunks.push(Uint8Array.from({ length: 64 }, () => Math.floor(random() * 256)));
+    }
+  }
+  const ac = new AbortController();
+  const { logger, lines } = memoryLogger("info");
+  let opens = 0;
+  const results: boolean[] = [];
+  await runDaemon({
+    config: config(),
+    logger,
+    signal: ac.signal,
+    version: "test",
+    mqtt: false,
+    onResult: (r) => results.push(r.ok),
+    source: {
+      description: "tcp://192.168.1.20:23",
+      kind: "tcp",
+      open: () => {
+        if (opens++ > 0) {
+          ac.abort();
+          return Promise.reject(new Error("gone"));
+        }
+        return Promise.resolve(ReadableStream.from(chunks));
+      },
+    },
+  });
+  assert(results.length > 900, `${results.length} failures were counted`);
+  const warnings = lines.filter((l) => l.startsWith("WARNING smartmeter:telegram"));
+  assert(warnings.length <= 6, `${warnings.length} warning lines:\n${warnings.join("\n")}`);
+});
+
+Deno.test("RepeatFolder folds by the kind of problem: varying numbers, bytes and ids do not count", () => {
+  const f = new RepeatFolder(60_000);
+  const kinds = [
+    "Telegram failed at decrypt: Decryption gave no DLMS APDU (first byte 0x43): wrong key",
+    "Telegram failed at decrypt: Decryption gave no DLMS APDU (first byte 0x4c): wrong key",
+    "Telegram failed at decrypt: Decryption gave no DLMS APDU (first byte 0xfe): wrong key",
+    "Telegram failed at framing: Bad HDLC frame checksum: computed 0xc189, frame says 0x986b (byte 0)",
+    "Telegram failed at framing: Bad HDLC frame checksum: computed 0xffee, frame says 0x98ab (byte 936)",
+    "Telegram failed at counter: Replayed frame counter: 5 after 9 from system title 4c475a6772a9a111",
+    "Telegram failed at counter: Replayed frame counter: 7 after 9 from system title 4b464d6750000001",
+    'Telegram failed at cosem: No known layout for "structure(14)"',
+    'Telegram failed at cosem: No known layout for "array(3)"',
+  ];
+  const logged = kinds.map((k, i) => f.line(k, i)).filter((l) => l !== null);
+  equal(logged.length, 4, logged.join("\n"));
+  // Different problems stay apart.
+  assert(f.line("Telegram failed at decrypt: Authentication tag mismatch", 20) !== null);
 });

@@ -177,3 +177,79 @@ Deno.test("decode says how many bytes were not part of any frame", async () => {
   const clean = await run(["decode", "--key", noeKey], noe.hex);
   equal(clean.err.length, 0);
 });
+
+Deno.test("decode prints the model where the telegram tells it, null where not", async () => {
+  const bgld = fixture("burgenland_landis-gyr-e450_1");
+  const r = await run(
+    ["decode", "--key", toHex(bgld.key!), "--auth-key", toHex(bgld.authKey!)],
+    bgld.hex,
+  );
+  equal(r.status, 0);
+  equal(r.json[0]!.model, "E450");
+  const noeRun = await run(["decode", "--key", noeKey], noe.hex);
+  equal(noeRun.json[0]!.model, null);
+  deepEqual(
+    Object.keys(noeRun.json[0]!),
+    [
+      "ok",
+      "framing",
+      "security",
+      "layout",
+      "system_title",
+      "frame_counter",
+      "time",
+      "meter_id",
+      "model",
+      "values",
+      "obis",
+    ],
+  );
+});
+
+Deno.test("decode lists the withheld named values with the reason", async () => {
+  const cyprus = fixture("cyprus_landis-gyr-e450_1");
+  const r = await run(["decode"], cyprus.hex);
+  equal(r.status, 0, "the telegram still decodes");
+  const t = r.json[0]!;
+  deepEqual(t.values, {});
+  const withheld = t.withheld as { keys: string[]; reason: string }[];
+  equal(withheld.length, 1);
+  match(withheld[0]!.reason, /^Scale unknown for power_import_w, .*current_l1_a/);
+  deepEqual((t.obis as Record<string, unknown>)["1-0:31.7.0"], {
+    value: 130,
+    unit: "A",
+    scale: "unknown",
+  });
+});
+
+Deno.test("decode --explain prints each layer before the telegram's JSON, and never the key", async () => {
+  const bgld = fixture("burgenland_landis-gyr-e450_1");
+  const key = toHex(bgld.key!);
+  const authKey = toHex(bgld.authKey!);
+  const r = await run(["decode", "--explain", "--key", key, "--auth-key", authKey], bgld.hex);
+  equal(r.status, 0);
+  match(r.out[0]!, /^# smartmeter decode --explain/);
+  match(r.out.slice(0, 3).join("\n"), /No key is printed here/);
+  equal(r.out[3], "telegram 1");
+  const json = r.out.findIndex((l) => l.startsWith("{"));
+  assert(json > 10, "the explanation comes first");
+  match(r.out[json - 1]!, /^ {2}result {5}decoded: /);
+  equal(r.json.length, 1);
+  equal(r.json[0]!.meter_id, "30137181");
+  const all = [...r.out, ...r.err].join("\n").toLowerCase();
+  assert(!all.includes(key.toLowerCase()) && !all.includes(authKey.toLowerCase()));
+});
+
+Deno.test("decode --explain keeps one JSON line per telegram, failures too", async () => {
+  const r = await run(["decode", "--explain", "--key", "00".repeat(16)], noe.hex);
+  equal(r.status, 1);
+  equal(r.json.length, 1);
+  equal(r.json[0]!.stage, "decrypt");
+  assert(r.out.some((l) => /^ {2}result {5}failed at decrypt: /.test(l)));
+});
+
+Deno.test("decode --help names --explain", async () => {
+  const r = await run(["decode", "--help"]);
+  equal(r.status, 0);
+  match(r.out.join("\n"), /--explain +before each telegram's JSON, print what every layer saw/);
+});

@@ -161,6 +161,20 @@ Deno.test("buildDiscovery() builds the device message for a meter that sends ene
         device_class: "timestamp",
         entity_category: "diagnostic",
       },
+      smartmeter_states_superseded: {
+        platform: "sensor",
+        unique_id: "smartmeter_states_superseded",
+        default_entity_id: "sensor.smart_meter_states_superseded",
+        name: "States superseded",
+        state_topic: "smartmeter/diagnostics",
+        value_template: "{{ value_json.superseded if value_json.superseded is defined else '' }}",
+        availability: DAEMON_AVAILABILITY,
+        availability_mode: "all",
+        state_class: "total_increasing",
+        suggested_display_precision: 0,
+        enabled_by_default: false,
+        entity_category: "diagnostic",
+      },
     },
   });
 });
@@ -276,6 +290,7 @@ Deno.test("buildDiscovery() leaves out L2 and L3 for a single-phase meter", () =
     "smartmeter_telegrams_failed",
     "smartmeter_last_error",
     "smartmeter_last_telegram",
+    "smartmeter_states_superseded",
   ]);
 });
 

@@ -3,6 +3,7 @@ import { deepEqual, equal, ok as assert, throws } from "node:assert/strict";
 import { latin1 } from "../lib/bytes.ts";
 import { ParseError } from "../lib/errors.ts";
 import { crc16Arc, interpretDsmr } from "../lib/cosem/dsmr.ts";
+import { modelOfDsmrHeader } from "../lib/cosem/model.ts";
 import { buildReading } from "../lib/cosem/build.ts";
 
 const SMARTY = fixture("luxembourg_sagemcom-t210d-smarty_1");
@@ -24,6 +25,7 @@ Deno.test("interpretDsmr() reads the Luxembourg Smarty fixture", () => {
   equal(i.layout, "dsmr");
   equal(i.time, SMARTY.expected.timestamp);
   equal(i.meterId, "SAG1030700114004");
+  equal(i.model, "53663629_D", "from /Lux5\\253663629_D");
   const reading = buildReading(i, { systemTitle: null, frameCounter: null });
   for (const [key, want] of Object.entries(SMARTY.expected)) {
     if (key === "timestamp") continue;
@@ -67,6 +69,10 @@ Deno.test("interpretDsmr() reads summer time, gas lines and event logs", () => {
   deepEqual(registers["1-0:31.7.0"], [13, "A"]);
   deepEqual(registers["1-0:22.7.0"], [0.125, "kW"], "power without a unit: kW");
   deepEqual(registers["1-0:23.7.0"], [1.5, "kvar"], "reactive power without a unit: kvar");
+  const scales = Object.fromEntries(i.registers.map((r) => [r.obis, r.scale]));
+  deepEqual(scales["1-0:1.8.1"], { from: "telegram" });
+  deepEqual(scales["1-0:22.7.0"], { from: "rule", rule: "dsmr-power-without-unit" });
+  deepEqual(scales["0-1:24.1.0"], { from: "none" }, "a count");
   equal(registers["0-1:96.1.0"]?.[0], "4730303738123456789012345430303230", "not printable");
   equal(
     registers["1-0:99.97.0"]?.[0],
@@ -76,9 +82,16 @@ Deno.test("interpretDsmr() reads summer time, gas lines and event logs", () => {
 
 Deno.test("interpretDsmr() accepts a telegram without a checksum", () => {
   const i = interpretDsmr("/KFM5KAIFA-METER\r\n\r\n1-0:1.8.1(000123.456*kWh)\r\n!\r\n");
-  deepEqual(i.registers, [{ obis: "1-0:1.8.1", value: 123.456, unit: "kWh" }]);
+  deepEqual(i.registers, [{
+    obis: "1-0:1.8.1",
+    value: 123.456,
+    unit: "kWh",
+    scale: { from: "telegram" },
+    resolution: 0.001,
+  }]);
   equal(i.time, null);
   equal(i.meterId, null);
+  equal(i.model, "KAIFA-METER", "the identification line");
 });
 
 Deno.test("interpretDsmr() accepts a lower-case checksum and leading noise", () => {
@@ -137,4 +150,20 @@ Deno.test("interpretDsmr() refuses a line that is not OBIS(value)", async (t) =>
       });
     });
   }
+});
+
+Deno.test("interpretDsmr() leaves a quantity without a unit unscaled", () => {
+  const i = interpretDsmr(telegram(["1-0:32.7.0(230.1)", "1-0:31.7.0(013*A)"]));
+  const reading = buildReading(i, { systemTitle: null, frameCounter: null });
+  deepEqual(reading.values, { current_l1_a: 13 });
+  deepEqual(reading.obis["1-0:32.7.0"], { value: 230.1, unit: null, scale: "unknown" });
+  deepEqual(reading.withheld?.map((w) => w.keys), [["voltage_l1_v"]]);
+});
+
+Deno.test("modelOfDsmrHeader() reads the identification of IEC 62056-21 header lines", () => {
+  equal(modelOfDsmrHeader("/ISk5\\2MT382-1000"), "MT382-1000");
+  equal(modelOfDsmrHeader("/KFM5KAIFA-METER"), "KAIFA-METER");
+  equal(modelOfDsmrHeader("/Lux5\\253663629_D\r"), "53663629_D");
+  equal(modelOfDsmrHeader("/XMX5"), null, "no identification");
+  equal(modelOfDsmrHeader("not a header"), null);
 });

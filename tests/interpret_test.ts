@@ -9,11 +9,13 @@ import type { Interpretation, Reading } from "../lib/cosem/reading.ts";
 import {
   interpret,
   type InterpretContext,
+  LayoutError,
   METER_TYPES,
   type MeterType,
   parseMeterType,
 } from "../lib/cosem/interpret.ts";
 import { buildReading } from "../lib/cosem/build.ts";
+import { POSITIONAL_LAYOUTS } from "../lib/cosem/layouts.ts";
 
 // ---------------------------------------------------------------------------------------
 // Fixtures: the decrypted APDU of each capture, its header stripped by hand.
@@ -383,10 +385,34 @@ Deno.test("interpret() takes the scaler from the manufacturer's table when none 
   await t.step("pinned kaifa-no forces the Kaifa table on a tagged body", () => {
     equal(regs(interpret(body, ctx("kaifa-no")))["1-0:31.7.0"], 1.416);
   });
-  await t.step("unknown manufacturer: taken as sent, unit from the quantity", () => {
+  await t.step("unknown manufacturer: the raw number, its scale unknown, no named value", () => {
     const i = interpret(body, ctx("auto", "XYZ12345"));
     equal(regs(i)["1-0:31.7.0"], 1416);
     equal(units(i)["1-0:31.7.0"], "A");
+    const current = i.registers.find((r) => r.obis === "1-0:31.7.0")!;
+    deepEqual(current.scale, {
+      from: "unknown",
+      why: "the telegram sends no scaler and no scaler table is known for manufacturer XYZ",
+    });
+    const reading = buildReading(i, { systemTitle: null, frameCounter: null });
+    deepEqual(reading.values, {});
+    deepEqual(reading.obis["1-0:31.7.0"], { value: 1416, unit: "A", scale: "unknown" });
+    deepEqual(reading.withheld?.[0]?.keys, [
+      "current_l1_a",
+      "voltage_l1_v",
+      "energy_import_wh",
+      "power_factor",
+    ]);
+  });
+  await t.step("a table that has no scaler for a quantity leaves it unknown", () => {
+    const i = interpret(struct(obis("1-0:14.7.0"), u16(500), ...pairs), ctx("auto", "LGZabcde"));
+    const frequency = i.registers.find((r) => r.obis === "1-0:14.7.0")!;
+    equal(frequency.scale?.from, "unknown");
+    match(
+      (frequency.scale as { why: string }).why,
+      /scaler table "landis-gyr" \(manufacturer LGZ\) gives none for frequency/,
+    );
+    equal(regs(i)["1-0:31.7.0"], 14.16, "the rest as the table says");
   });
   await t.step("a scaler in the telegram beats the table", () => {
     const i = interpret(struct(obis("1-0:31.7.0"), u32(1416), su(-2, 33)), ctx("auto", "KFMxxxxx"));
@@ -562,15 +588,19 @@ Deno.test("interpret() reads every positional layout", async (t) => {
     equal(i.layout, "kaifa-no-list3-3p");
     equal(regs(i)["1-0:72.7.0"], 232);
   });
-  await t.step("Kaifa list 1 only with a KFM system title or pinned", () => {
+  await t.step("Kaifa list 1: auto-detected without a system title, or from Kaifa", () => {
     const list1 = struct(u32(601));
-    equal(regs(interpret(list1, ctx("auto", "KFMabcde")))["1-0:1.7.0"], 601);
-    equal(regs(interpret(list1, ctx("kaifa-no")))["1-0:1.7.0"], 601);
-    throws(() => interpret(list1, ctx()), ParseError);
+    for (const c of [ctx(), ctx("auto", "KFMabcde"), ctx("kaifa-no")]) {
+      const i = interpret(list1, c);
+      equal(i.layout, "kaifa-no-list1");
+      deepEqual(regs(i), { "1-0:1.7.0": 601 });
+      deepEqual(units(i), { "1-0:1.7.0": "W" });
+    }
     throws(
       () => interpret(list1, ctx("auto", "LGZabcde")),
       /^ParseError: No known layout for a structure of 1 element \(types: double-long-unsigned\)/,
     );
+    throws(() => interpret(list1, ctx("obis-tagged")), ParseError, "pinned to another type");
   });
 });
 
@@ -888,4 +918,157 @@ Deno.test("parseMeterType() refuses an unknown name, listing the accepted ones",
     return true;
   });
   throws(() => parseMeterType(""), RangeError);
+});
+
+Deno.test("interpret() never reads another one-element body as Kaifa's list 1", async (t) => {
+  const cases: readonly [string, AxdrValue][] = [
+    ["a long-unsigned", struct(u16(601))],
+    ["a double-long (signed)", struct({ type: "double-long", value: 601 })],
+    ["a long64-unsigned", struct({ type: "long64-unsigned", value: 601n })],
+    ["an octet string", struct(ascii("601"))],
+    ["an array of one double-long-unsigned", array(u32(601))],
+    ["a structure of two", struct(u32(601), u32(0))],
+  ];
+  for (const [what, body] of cases) {
+    await t.step(what, () => {
+      for (const meterType of ["auto", "kaifa-no"] as const) {
+        let power: unknown;
+        try {
+          power = regs(interpret(body, ctx(meterType)))["1-0:1.7.0"];
+        } catch (e) {
+          assert(e instanceof ParseError, String(e));
+        }
+        equal(power, undefined, `${meterType}: must not decode as power`);
+      }
+    });
+  }
+  await t.step("the pinned reason names the type it wanted", () => {
+    throws(
+      () => interpret(struct(u16(601)), ctx("kaifa-no")),
+      /kaifa-no-list1: element 0 \(\+P\) is a long-unsigned, expected a double-long-unsigned/,
+    );
+  });
+});
+
+// The Swiss E450 capture's own push object list and values, rearranged into the shape in
+// which list and values come as two parts of the body (constructed: no public capture of
+// that shape was found).
+async function swissE450(): Promise<{ list: AxdrValue; values: AxdrValue[] }> {
+  const f = loadFixture("switzerland_landis-gyr-e450_2");
+  const { body } = parseNotification(await plaintextOf("switzerland_landis-gyr-e450_2", f));
+  assert(body.type === "structure");
+  return { list: body.items[0]!, values: body.items.slice(1) };
+}
+
+Deno.test("interpret() applies the Landis+Gyr rule to push object lists in every shape", async (t) => {
+  const { list, values } = await swissE450();
+  const expected = loadFixture("switzerland_landis-gyr-e450_2").expected;
+  const shapes: readonly [string, AxdrValue, RegExp][] = [
+    ["list as element 0 of the values (the capture)", struct(list, ...values), /element 0/],
+    [
+      "list and values in two parts",
+      struct(list, struct(...values)),
+      /two parts: 16 values in a structure of 16/,
+    ],
+    [
+      "list and values in two parts, the push setup's slot included",
+      struct(list, array(NULL, ...values)),
+      /two parts: 17 values in an array of 17/,
+    ],
+  ];
+  for (const [what, body, note] of shapes) {
+    await t.step(what, () => {
+      const i = interpret(body, ctx());
+      equal(i.layout, "push-object-list");
+      assert(i.notes?.some((n) => note.test(n)), JSON.stringify(i.notes));
+      assert(i.notes?.some((n) => /scaler table "landis-gyr" \(manufacturer LGZ\)/.test(n)));
+      const reading = buildReading(i, { systemTitle: null, frameCounter: null });
+      assertExpected(reading, expected);
+      equal(reading.values.current_l1_a, 0.09, "0.01 A, not 9 A");
+      const current = i.registers.find((r) => r.obis === "1-0:31.7.0")!;
+      deepEqual(current.scale, { from: "rule", rule: "landis-gyr" });
+    });
+  }
+  await t.step("the same from an LGZ system title, without the logical device name", () => {
+    const listItems = (list as { items: readonly AxdrValue[] }).items;
+    const ldn = listItems.findIndex((e) =>
+      e.type === "structure" &&
+      toHex((e.items[1] as { bytes: Uint8Array }).bytes) === "00002a0000ff"
+    );
+    equal(ldn, 2);
+    const withoutLdn = array(...listItems.filter((_, k) => k !== ldn));
+    const valuesWithoutLdn = values.filter((_, k) => k !== ldn - 1);
+    const body = struct(withoutLdn, struct(...valuesWithoutLdn));
+    const reading = buildReading(interpret(body, ctx("auto", "LGZgs|~\xe0")), {
+      systemTitle: null,
+      frameCounter: null,
+    });
+    equal(reading.values.current_l1_a, 0.09);
+    // Nothing names the manufacturer: silent, not 100 times too large.
+    const silent = buildReading(interpret(body, ctx()), { systemTitle: null, frameCounter: null });
+    equal(silent.values.current_l1_a, undefined);
+    equal(silent.values.energy_import_wh, undefined);
+    deepEqual(silent.obis["1-0:31.7.0"], { value: 9, unit: "A", scale: "unknown" });
+  });
+  await t.step("a two-part body whose values do not add up is refused", () => {
+    throws(
+      () => interpret(struct(list, struct(...values.slice(2))), ctx("push-object-list")),
+      /the push object list names 17 objects but the values' structure has 14/,
+    );
+  });
+});
+
+Deno.test("interpret() takes Kamstrup's meter id from 1-1:0.0.5 when there is no 96.1.0", async (t) => {
+  const kamstrup = [
+    visible("Kamstrup_V0001"),
+    obis("1-1:0.0.5"),
+    visible("5706567326590407"),
+    obis("1-1:96.1.1"),
+    visible("6841138BN245101090"),
+    obis("1-1:1.7.0"),
+    u32(826),
+  ];
+  await t.step("the GS1 number", () => {
+    const i = interpret(struct(...kamstrup), ctx());
+    equal(i.meterId, "5706567326590407");
+    equal(i.model, "6841138BN245101090");
+  });
+  await t.step("96.1.0 still first", () => {
+    const i = interpret(struct(...kamstrup, obis("0-0:96.1.0"), visible("A")), ctx());
+    equal(i.meterId, "A");
+  });
+  await t.step("ahead of 96.1.1", () => {
+    const i = interpret(struct(...kamstrup, obis("0-0:96.1.1"), visible("B")), ctx());
+    equal(i.meterId, "5706567326590407");
+  });
+});
+
+Deno.test("interpret() tells the model where the layout or the meter says", async (t) => {
+  await t.step("the Burgenland layout: E450", async () => {
+    equal((await readFixture("burgenland_landis-gyr-e450_1", "auto")).model, "E450");
+  });
+  await t.step("a Kaifa list's meter type", async () => {
+    equal((await readFixture("norway_kaifa-ma304h3e_1", "auto")).model, "MA304H3E");
+  });
+  await t.step("Aidon's meter type register", async () => {
+    equal((await readFixture("norway_aidon_1", "auto")).model, "6515");
+  });
+  await t.step("nothing said, nothing guessed", async () => {
+    equal((await readFixture("netznoe_kaifa-ma309_1", "auto")).model, null);
+    equal((await readFixture("wienernetze_landis-gyr-e450_1", "auto")).model, null);
+  });
+});
+
+Deno.test("interpret() says why each layout did not fit, also when none does", () => {
+  throws(() => interpret(struct(u16(1), u16(2), u16(3)), ctx()), (e: unknown) => {
+    assert(e instanceof LayoutError && e instanceof ParseError);
+    deepEqual(e.reasons, [
+      "push-object-list: element 0 is a long-unsigned, not an array of {class id, OBIS, attribute, data index}",
+      "obis-tagged: element 0 is a long-unsigned, not an OBIS code or an object",
+      POSITIONAL_LAYOUTS.map((l) => `${l.name} needs a structure(${l.match.count})`).join("; "),
+    ]);
+    return true;
+  });
+  const i = interpret(struct(u32(601)), ctx());
+  equal(i.tried?.length, 2, "push-object-list and obis-tagged came first");
 });

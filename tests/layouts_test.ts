@@ -2,7 +2,7 @@ import { deepEqual, equal, ok as assert, throws } from "node:assert/strict";
 import { fromHex } from "../lib/bytes.ts";
 import { ParseError } from "../lib/errors.ts";
 import type { AxdrValue } from "../lib/dlms/axdr.ts";
-import { parseObis } from "../lib/cosem/obis.ts";
+import { MODEL_OBIS, parseObis } from "../lib/cosem/obis.ts";
 import {
   POSITIONAL_LAYOUTS,
   type PositionalField,
@@ -61,6 +61,9 @@ Deno.test("POSITIONAL_LAYOUTS rows are complete and consistent", async (t) => {
           assert(f.obis !== null && f.scaler !== undefined && f.unit !== undefined, f.label);
         }
         if (f.kind === "list-id") new RegExp(f.pattern!);
+        for (const type of f.types ?? []) {
+          assert(/^(double-)?long(64)?(-unsigned)?$|^(integer|unsigned)$/.test(type), type);
+        }
       }
       const published = layout.fields.filter((f) => f.obis !== null).map((f) => f.obis);
       equal(new Set(published).size, published.length, "no OBIS code twice");
@@ -73,6 +76,8 @@ Deno.test("SCALER_TABLES and QUANTITIES are consistent", () => {
   for (const table of SCALER_TABLES) {
     for (const p of table.match.listIds ?? []) new RegExp(p);
     for (const m of table.match.manufacturers ?? []) assert(/^[A-Z]{3}$/.test(m), m);
+    const keys = ["manufacturers", "listIds", "shapes"] as const;
+    assert(keys.some((k) => (table.match[k]?.length ?? 0) > 0), `${table.name} matches nothing`);
   }
   const quantities = new Set(QUANTITIES.map((q) => q.quantity));
   for (const table of SCALER_TABLES) {
@@ -129,8 +134,21 @@ Deno.test("interpret() reads a sample of every positional layout, auto and pinne
         layout.fields.forEach((f, position) => {
           if (f.kind !== "number") return;
           const want = scale(1000 + position, f.scaler!);
-          deepEqual(values[f.obis!], { obis: f.obis, value: want, unit: unitSymbol(f.unit!) });
+          const r = values[f.obis!]!;
+          deepEqual(
+            { obis: r.obis, value: r.value, unit: r.unit, scale: r.scale, raw: r.raw },
+            {
+              obis: f.obis,
+              value: want,
+              unit: unitSymbol(f.unit!),
+              scale: { from: "rule", rule: layout.name },
+              raw: 1000 + position,
+            },
+          );
+          equal(r.resolution, scale(1, f.scaler!));
         });
+        const typePosition = layout.fields.findIndex((f) => MODEL_OBIS.includes(f.obis ?? ""));
+        equal(i.model, layout.model ?? (typePosition >= 0 ? `T${typePosition}` : null), "model");
         if (layout.fields.some((f) => ["date-time", "time"].includes(f.kind))) {
           assert(i.time?.startsWith("2024-05-07T21:11:20"), `time ${i.time}`);
         }

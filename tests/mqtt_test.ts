@@ -264,6 +264,7 @@ Deno.test({
           "smartmeter_telegrams_failed",
           "smartmeter_last_error",
           "smartmeter_last_telegram",
+          "smartmeter_states_superseded",
         ]);
         const energy = payload.components.smartmeter_total_energy_consumed;
         equal(energy.unique_id, "smartmeter_total_energy_consumed");
@@ -282,7 +283,14 @@ Deno.test({
         for (const s of states) deepStrictEqual(s, buildState(e450()));
         deepStrictEqual(
           JSON.parse((await watcher().next(TOPICS.diagnostics, "diagnostics")).payload),
-          { decoded: 1, failed: 0, last_error: null, last_telegram: "2023-03-28T19:11:20+02:00" },
+          {
+            decoded: 1,
+            failed: 0,
+            last_error: null,
+            last_telegram: "2023-03-28T19:11:20+02:00",
+            published: 1,
+            superseded: 0,
+          },
         );
         ok(sink.stats.published >= 1);
         ok(sink.stats.discoveryPublished >= 1);
@@ -318,6 +326,7 @@ Deno.test({
           "smartmeter_telegrams_failed",
           "smartmeter_last_error",
           "smartmeter_last_telegram",
+          "smartmeter_states_superseded",
         ]);
         const single: Reading = {
           ...e450(),
@@ -336,6 +345,7 @@ Deno.test({
           "smartmeter_telegrams_failed",
           "smartmeter_last_error",
           "smartmeter_last_telegram",
+          "smartmeter_states_superseded",
         ]);
         sink.publishReading(single);
         await sleep(300);
@@ -344,6 +354,29 @@ Deno.test({
         const third = JSON.parse((await watcher().next(TOPICS.discovery, "L2", 2)).payload);
         ok("smartmeter_voltage_l2" in third.components);
         ok("smartmeter_total_energy_consumed" in third.components, "components only grow");
+      } finally {
+        await sink.stop();
+      }
+    }),
+});
+
+Deno.test({
+  name: "MqttSink learns the model a telegram tells and announces it once",
+  ignore: missing !== null,
+  fn: () =>
+    withBroker(async (broker, watcher) => {
+      const { sink } = makeSink(config(broker.port), { device: { model: null } });
+      try {
+        sink.start();
+        const first = JSON.parse((await watcher().next(TOPICS.discovery, "discovery")).payload);
+        equal(first.device.model, undefined);
+        sink.publishReading({ ...e450(), model: "E450" });
+        const second = JSON.parse((await watcher().next(TOPICS.discovery, "model", 1)).payload);
+        equal(second.device.model, "E450");
+        sink.publishReading({ ...e450(), model: "E450" });
+        sink.publishReading({ ...e450(), model: null });
+        await sleep(300);
+        equal(watcher().on(TOPICS.discovery).length, 2, "the model is announced once");
       } finally {
         await sink.stop();
       }
@@ -541,8 +574,8 @@ Deno.test({
         equal(refusal.level, "error");
         equal(
           refusal.msg,
-          "MQTT broker refused the connection: not authorized — check mqtt.user/mqtt.password; " +
-            "retrying in 1 s",
+          `MQTT broker mqtt://127.0.0.1:${broker.port} refused the connection: not authorized — ` +
+            "check mqtt.user/mqtt.password; retrying in 1 s",
         );
         equal(logs.filter((l) => l.level === "error").length, 1, "repeats only at debug level");
         ok(!sink.connected);
@@ -610,8 +643,8 @@ Deno.test("MqttSink reports any other refusal with the broker's reason and code"
     await waitUntil(() => logs.some((l) => l.level === "error"), "the refusal");
     equal(
       logs.find((l) => l.level === "error")!.msg,
-      "MQTT broker refused the connection: Connection refused: Server unavailable (code 3); " +
-        "retrying in 1 s",
+      `MQTT broker mqtt://127.0.0.1:${port} refused the connection: Connection refused: ` +
+        "Server unavailable (code 3); retrying in 1 s",
     );
     ok(!sink.connected);
   } finally {
@@ -653,34 +686,6 @@ Deno.test({
           l.msg === "mqtt.password is set but mqtt.user is not: the password is not sent"
         ));
         noSecretLogged(logs, SECRET);
-      } finally {
-        await sink.stop();
-      }
-    }),
-});
-
-Deno.test({
-  name: "MqttSink leaves out an energy register that went backwards, and logs it",
-  ignore: missing !== null,
-  fn: () =>
-    withBroker(async (broker, watcher) => {
-      const { sink, logs } = makeSink(config(broker.port));
-      try {
-        sink.start();
-        await waitUntil(() => sink.connected, "the connection");
-        sink.publishReading(e450(5000));
-        await watcher().next(TOPICS.state, "the first state");
-        sink.publishReading(e450(4000, 77));
-        const state = JSON.parse(
-          (await watcher().next(TOPICS.state, "the second state", 1)).payload,
-        );
-        equal(state.energy_import_wh, undefined);
-        equal(state.total_con, undefined);
-        equal(state.power_import_w, 77);
-        ok(logs.some((l) =>
-          l.level === "warning" &&
-          l.msg === "Energy register not published: energy_import_wh went back from 5000 to 4000"
-        ));
       } finally {
         await sink.stop();
       }
@@ -844,5 +849,74 @@ Deno.test({
       } finally {
         await sink.stop();
       }
+    }),
+});
+
+Deno.test({
+  name:
+    "MqttSink counts every state it supersedes while a frozen broker stalls the socket: published + superseded = given",
+  ignore: missing !== null,
+  fn: () =>
+    withBroker(async (broker, watcher) => {
+      const { sink } = makeSink({ ...config(broker.port), publishInterval: 0 });
+      let given = 0;
+      try {
+        sink.start();
+        sink.publishReading(e450(given++));
+        await watcher().next(TOPICS.state, "first state");
+        ok(sink.writable, "connected and drained: a reading given now goes out at once");
+        // A broker that stops reading (SIGSTOP): the kernel's socket buffers fill up, then
+        // the client's own backlog passes its limit and only the newest state waits.
+        broker.pause();
+        while (sink.stats.superseded < 1_000) {
+          for (let i = 0; i < 100; i++) sink.publishReading(e450(given++));
+          await sleep(2); // lets the socket write what the kernel still takes
+          ok(given < 1_000_000, "the socket never backed up");
+        }
+        ok(!sink.writable, "the socket is backed up");
+        equal(sink.stats.published + sink.stats.superseded + 1, given, "one state still waits");
+        equal(await sink.ready(200), false, "not ready while the broker is frozen");
+        broker.resume();
+        equal(await sink.ready(10_000), true, "ready again once the socket drained");
+        await waitUntil(
+          () =>
+            watcher().on(TOPICS.state).some((m) =>
+              JSON.parse(m.payload).energy_import_wh === given - 1
+            ),
+          "the newest state",
+        );
+        sink.setDiagnostics({ decoded: given, failed: 0, lastError: null, lastTelegram: null });
+        const d = await waitUntil(
+          () => watcher().on(TOPICS.diagnostics).length > 0,
+          "diagnostics",
+        ).then(() => JSON.parse(watcher().on(TOPICS.diagnostics).at(-1)!.payload));
+        equal(d.published + d.superseded, given, "the diagnostics JSON adds up");
+      } finally {
+        broker.resume(); // a frozen broker would hold every close below
+        await sink.stop();
+      }
+      equal(sink.stats.published + sink.stats.superseded, given, "nothing unaccounted for");
+    }),
+});
+
+Deno.test({
+  name: "MqttSink counts the state that was still waiting at stop as superseded",
+  ignore: missing !== null,
+  fn: () =>
+    withBroker(async (broker, watcher) => {
+      const { sink } = makeSink({ ...config(broker.port), publishInterval: 3600 });
+      sink.start();
+      sink.publishReading(e450(1));
+      await watcher().next(TOPICS.state, "first state");
+      sink.publishReading(e450(2)); // waits for the interval
+      sink.publishReading(e450(3)); // supersedes 2
+      equal(sink.stats.superseded, 1);
+      await broker.stop(); // 3 can no longer go out
+      await waitUntil(() => !sink.connected, "the sink to notice");
+      await sink.stop();
+      deepStrictEqual(
+        { published: sink.stats.published, superseded: sink.stats.superseded },
+        { published: 1, superseded: 2 },
+      );
     }),
 });

@@ -15,12 +15,16 @@ Deno.test("smartmeter.service is hardened the way the daemon needs", () => {
       "Restart=on-failure",
       "RestartPreventExitStatus=78",
       "DynamicUser=yes",
-      "SupplementaryGroups=dialout",
+      "SupplementaryGroups=dialout smartmeter",
       "DeviceAllow=char-ttyUSB rw",
       "DeviceAllow=char-ttyACM rw",
       "NoNewPrivileges=yes",
       "ProtectSystem=strict",
       "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+      // The state file: ProtectSystem=strict leaves only this directory writable.
+      "StateDirectory=smartmeter",
+      // systemctl reload: SIGHUP reads the config again.
+      "ExecReload=/bin/kill -HUP $MAINPID",
     ]
   ) assert(has(d), `missing ${d}`);
   // V8 needs writable+executable memory; the IR head is a device.

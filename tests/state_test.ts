@@ -1,7 +1,6 @@
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import type { Reading } from "../lib/cosem/reading.ts";
 import { buildState, SHORT_KEYS, tidyNumber } from "../lib/homeassistant/state.ts";
-import { EnergyGuard } from "../lib/homeassistant/guard.ts";
 
 /** The Netz Burgenland E450 capture (tests/fixtures/burgenland_landis-gyr-e450_1.json). */
 const E450: Reading = {
@@ -132,59 +131,4 @@ Deno.test("the Raw data entity's JSON of short keys fits Home Assistant's 255 ch
   );
   equal(Object.keys(JSON.parse(raw)).length, SHORT_KEYS.length);
   ok(raw.length <= 255, `${raw.length} characters: ${raw}`);
-});
-
-Deno.test("EnergyGuard.filter() lets rising and equal registers through", () => {
-  const guard = new EnergyGuard();
-  for (const wh of [100, 100, 150]) {
-    const { reading: r, dropped } = guard.filter(reading({ energy_import_wh: wh }));
-    deepStrictEqual(dropped, []);
-    equal(r.values.energy_import_wh, wh);
-  }
-});
-
-Deno.test("EnergyGuard.filter() removes a register that went back, and reports it", () => {
-  const guard = new EnergyGuard();
-  guard.filter(E450);
-  const low = { ...E450, values: { ...E450.values, energy_import_wh: 31358000 } };
-  const { reading: r, dropped } = guard.filter(low);
-  deepStrictEqual(dropped, ["energy_import_wh went back from 31358606 to 31358000"]);
-  equal(r.values.energy_import_wh, undefined);
-  equal(r.values.energy_export_wh, 7619);
-  equal(r.values.voltage_l1_v, 236);
-  ok(!("1-0:1.8.0" in r.obis), "the OBIS register goes too");
-  ok("1-0:2.8.0" in r.obis);
-  // The next good value is compared with the last one let through, not the dropped one.
-  const next = guard.filter({ ...E450, values: { energy_import_wh: 31358607 } });
-  deepStrictEqual(next.dropped, []);
-  // A later low value is still measured against the highest published one.
-  deepStrictEqual(guard.filter({ ...E450, values: { energy_import_wh: 31358606 } }).dropped, [
-    "energy_import_wh went back from 31358607 to 31358606",
-  ]);
-});
-
-Deno.test("EnergyGuard.filter() guards reactive energy too, but not power", () => {
-  const guard = new EnergyGuard();
-  guard.filter(reading({ reactive_energy_export_varh: 50, power_import_w: 500 }));
-  const { reading: r, dropped } = guard.filter(
-    reading({ reactive_energy_export_varh: 49, power_import_w: 20 }),
-  );
-  deepStrictEqual(dropped, ["reactive_energy_export_varh went back from 50 to 49"]);
-  deepStrictEqual(r.values, { power_import_w: 20 });
-});
-
-Deno.test("EnergyGuard.filter() starts over when the meter changes", () => {
-  const guard = new EnergyGuard();
-  guard.filter(reading({ energy_import_wh: 5000 }, "A"));
-  // A list without the meter id is still the same meter.
-  deepStrictEqual(guard.filter(reading({ energy_import_wh: 10 }, null)).dropped, [
-    "energy_import_wh went back from 5000 to 10",
-  ]);
-  deepStrictEqual(guard.filter(reading({ energy_import_wh: 10 }, "B")).dropped, []);
-  // Another system title is another meter too.
-  guard.filter(reading({ energy_import_wh: 900 }, null));
-  const other = { ...reading({ energy_import_wh: 7 }, null), system_title: "4b464d102002aca5" };
-  deepStrictEqual(guard.filter(other).dropped, []);
-  guard.reset();
-  deepStrictEqual(guard.filter(reading({ energy_import_wh: 1 }, "B")).dropped, []);
 });

@@ -11,9 +11,10 @@ import { toHex } from "../bytes.ts";
 import { AmisSimulator } from "../amis_simulator.ts";
 import { runAmisLine } from "../amis_line.ts";
 import { PseudoTerminal } from "../sources/pty.ts";
-import { SerialPort } from "../sources/serial.ts";
+import { SerialError, SerialPort } from "../sources/serial.ts";
 import { sleep } from "../sources/source.ts";
 import { type CommandIO, Exit, type ProcessContext } from "./io.ts";
+import { whyUnwritable } from "./access.ts";
 
 /** How often the demo's meter searches: sooner than the real meter's minute. */
 export const DEMO_SEARCH_SECONDS = 3;
@@ -62,19 +63,29 @@ export async function simulateAmis(
     framePeriodMs: o.interval * 1000,
     searchPeriodMs: o.search * 1000,
   });
+  const cannot = async (e: unknown) => {
+    const why = e instanceof SerialError ? e.message : await whyUnwritable(o.out, e);
+    io.err(`smartmeter simulate: cannot write to ${o.out}: ${why}`);
+    return Exit.USAGE;
+  };
   if (o.out === "pty" || o.out.startsWith("/dev/")) {
     let line: PseudoTerminal | SerialPort;
+    try {
+      if (o.out === "pty") line = PseudoTerminal.open();
+      else {
+        const path = o.out;
+        line = SerialPort.open({ path, baudRate: 9600, dataBits: 8, parity: "even", stopBits: 1 });
+      }
+    } catch (e) {
+      return await cannot(e);
+    }
     if (o.out === "pty") {
-      line = PseudoTerminal.open();
       io.out(line.path);
       io.err(
         `Simulated AMIS meter on ${line.path}: set dlms.port to it and meter_type: amis. It ` +
           `searches every ${o.search} s until answered, then sends a frame every ${o.interval} s ` +
           `(Ctrl-C stops)`,
       );
-    } else {
-      const path = o.out;
-      line = SerialPort.open({ path, baudRate: 9600, dataBits: 8, parity: "even", stopBits: 1 });
     }
     try {
       await runAmisMeter(line, meter, o.count, ctx.signal);
@@ -84,9 +95,12 @@ export async function simulateAmis(
     return Exit.OK;
   }
   // No reader behind a file or stdout: what the line carries while one answers every frame.
-  const file = o.out === "-"
-    ? null
-    : await Deno.open(o.out, { write: true, create: true, truncate: true });
+  let file: Deno.FsFile | null = null;
+  try {
+    if (o.out !== "-") file = await Deno.open(o.out, { write: true, create: true, truncate: true });
+  } catch (e) {
+    return await cannot(e);
+  }
   const encoder = new TextEncoder();
   const emit = async (bytes: Uint8Array) => {
     if (file === null) return io.out(toHex(bytes));

@@ -8,11 +8,12 @@
 
 import { parseArgs } from "node:util";
 import type { Config } from "../config.ts";
+import { configNoteLines } from "../config_notes.ts";
 import { Decoder, type TelegramResult } from "../pipeline.ts";
 import { parseMeterType } from "../cosem/interpret.ts";
 import { readResilient, writeReplies } from "../sources/source.ts";
 import { describeLine, sourceFromConfig } from "../sources/open.ts";
-import { probeMqtt } from "../sinks/mqtt.ts";
+import { describeUser, probeMqtt, probeTopic } from "../sinks/mqtt.ts";
 import { supervisorMqtt } from "../supervisor.ts";
 import { memoryLogger } from "../log.ts";
 import { type CommandIO, Exit, type ProcessContext, secondsOption, UsageError } from "./io.ts";
@@ -22,7 +23,8 @@ export const CHECK_USAGE = `smartmeter check [--config FILE] [--seconds N] [--no
 
 Validates the config, listens to the meter until one telegram decodes (at most N
 seconds, default 30; 70 for meter_type amis, whose meter searches for its reader once a
-minute), and tries the MQTT broker. Prints what it found and what to do.
+minute), and tries the MQTT broker: a test message to <prefix>/<device_id>/check must come
+back. Prints what it found and what to do.
 Exit status: 0 all good, 1 something failed, 78 the config is bad.`;
 
 /** How long check listens by default, s; an AMIS meter's search comes once a minute. */
@@ -69,14 +71,13 @@ export async function checkCommand(
   } catch (e) {
     if (e instanceof BadConfig) {
       io.out(`✗ Config: ${e.message}`);
+      for (const line of configNoteLines(e.notes)) io.out(`  ${line}`);
       return Exit.CONFIG;
     }
     throw e;
   }
   io.out(`✓ Config ${path} is valid`);
-  for (const w of config.warnings) io.out(`  ! ${w.path}: ${w.message}`);
-  for (const u of config.unknown) io.out(`  ! ${u}: unknown key, ignored (a typo?)`);
-  for (const o of config.obsolete) io.out(`  · ${o}: obsolete, accepted and ignored`);
+  for (const line of configNoteLines(config)) io.out(`  ${line}`);
   const s = config.source;
   const line = s.baudRate === "auto"
     ? "baudrate auto"
@@ -135,12 +136,19 @@ async function checkMeter(
   let decoded: (TelegramResult & { ok: true }) | null = null;
   const errors: string[] = [];
   let openError: string | null = null;
+  // What failed, with the address or path when the error does not name it.
+  const named = (e: Error) =>
+    e.message.includes(source.description)
+      ? e.message
+      : `${
+        source.kind === "file" ? "Cannot read" : "Cannot open"
+      } ${source.description}: ${e.message}`;
   try {
     for await (
       const chunk of readResilient(source, {
         signal,
         log,
-        listener: { lost: (e) => openError ??= e.message },
+        listener: { lost: (e) => openError ??= named(e) },
       })
     ) {
       const fed = decoder.feed(chunk, performance.now());
@@ -163,7 +171,7 @@ async function checkMeter(
       }
     }
   } catch (e) {
-    openError = (e as Error).message;
+    openError = named(e as Error);
   }
   for (const l of lines.filter((l) => l.includes("baudrate auto: frames arrive"))) {
     io.out(`  ${l.replace(/^INFO check: /, "")}`);
@@ -174,6 +182,10 @@ async function checkMeter(
   }
   const st = decoder.stats;
   const type = config.meterType.toLowerCase();
+  if (st.bytes === 0 && source.kind === "file") {
+    io.out(`✗ Meter: ${openError ?? `the capture file ${source.description} holds no bytes`}`);
+    return false;
+  }
   if (st.bytes === 0) {
     io.out(
       `✗ Meter: ${openError ?? `no bytes from ${source.description} in ${seconds} s`}`,
@@ -221,6 +233,7 @@ async function checkMqtt(config: Config, io: CommandIO, ctx: ProcessContext): Pr
         tls: s.ssl,
         user: s.username,
         password: s.password,
+        credentialsFrom: "supervisor",
       });
     } catch (e) {
       io.out(`✗ MQTT: ${(e as Error).message}`);
@@ -232,6 +245,10 @@ async function checkMqtt(config: Config, io: CommandIO, ctx: ProcessContext): Pr
     io.out(`✗ MQTT: ${problem}`);
     return false;
   }
-  io.out(`✓ MQTT: connected to ${c.tls ? "mqtts" : "mqtt"}://${c.host}:${c.port}`);
+  io.out(
+    `✓ MQTT: connected to ${c.tls ? "mqtts" : "mqtt"}://${c.host}:${c.port} ${
+      describeUser(c)
+    }; a test message to "${probeTopic(c)}" came back`,
+  );
   return true;
 }

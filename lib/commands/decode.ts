@@ -8,10 +8,12 @@ import { parseArgs } from "node:util";
 import { fromHex, HexStreamDecoder } from "../bytes.ts";
 import { Decoder, type TelegramResult } from "../pipeline.ts";
 import { parseMeterType } from "../cosem/interpret.ts";
-import { type CommandIO, Exit, parseKeyOption, UsageError } from "./io.ts";
+import { EXPLAIN_HEADER, Explainer } from "../explain.ts";
+import { type CommandIO, Exit, isSystemError, parseKeyOption, UsageError } from "./io.ts";
+import { whyUnreadable } from "./access.ts";
 
 export const DECODE_USAGE =
-  `smartmeter decode [--key HEX] [--auth-key HEX] [--meter-type NAME] [--system-title HEX] [--binary] [FILE|-]
+  `smartmeter decode [--key HEX] [--auth-key HEX] [--meter-type NAME] [--system-title HEX] [--binary] [--explain] [FILE|-]
 
 Decodes a capture (hex text by default: any case, whitespace and newlines allowed; --binary
 for raw bytes) from FILE or standard input and prints one JSON object per telegram.
@@ -21,7 +23,11 @@ Exit status: 0 every telegram decoded, 1 any failed, 2 bad usage.
   --auth-key HEX       authentication key (GAK): the GCM tag must then verify
   --meter-type NAME    pin the layout (auto, burgenland, noe_evn, ...)
   --system-title HEX   system title for APDUs that do not carry one (16 hex characters)
-  --binary             the input is raw bytes, not hex text`;
+  --binary             the input is raw bytes, not hex text
+  --explain            before each telegram's JSON, print what every layer saw: frame,
+                       APDU, security header, the A-XDR tree with offsets and types, the
+                       OBIS names, the rule that scaled each value, and why the layout was
+                       or was not recognised (for bug reports: no key is ever printed)`;
 
 /** One result as the JSON object `decode` prints (DESIGN.md "Command line"). */
 export function resultJson(r: TelegramResult): Record<string, unknown> {
@@ -41,8 +47,10 @@ export function resultJson(r: TelegramResult): Record<string, unknown> {
     frame_counter: reading.frame_counter,
     time: reading.time,
     meter_id: reading.meter_id,
+    model: reading.model ?? null,
     values: reading.values,
     obis: reading.obis,
+    ...(reading.withheld ? { withheld: reading.withheld } : {}),
   };
 }
 
@@ -50,6 +58,7 @@ export function resultJson(r: TelegramResult): Record<string, unknown> {
 export async function decodeCommand(args: string[], io: CommandIO): Promise<number> {
   let decoder: Decoder;
   let binary: boolean;
+  let explain: Explainer | null = null;
   let file: string | undefined;
   try {
     const { values, positionals } = parseArgs({
@@ -60,6 +69,7 @@ export async function decodeCommand(args: string[], io: CommandIO): Promise<numb
         "meter-type": { type: "string" },
         "system-title": { type: "string" },
         binary: { type: "boolean", default: false },
+        explain: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       allowPositionals: true,
@@ -91,7 +101,15 @@ export async function decodeCommand(args: string[], io: CommandIO): Promise<numb
         throw new UsageError("--system-title must be 16 hex characters (8 bytes)");
       }
     }
+    if (values.explain) explain = new Explainer({ meterType });
+    const explainer = explain;
     decoder = await Decoder.create({
+      ...(explainer === null ? {} : {
+        trace: (step) => {
+          for (const l of explainer.step(step)) io.out(l);
+          if (step.kind === "result") io.out(JSON.stringify(resultJson(step.result)));
+        },
+      }),
       key: values.key !== undefined ? parseKeyOption("--key", values.key) : null,
       authKey: values["auth-key"] !== undefined
         ? parseKeyOption("--auth-key", values["auth-key"])
@@ -114,7 +132,7 @@ export async function decodeCommand(args: string[], io: CommandIO): Promise<numb
     try {
       input = await io.openFile(file);
     } catch (e) {
-      io.err(`smartmeter decode: cannot read ${file}: ${(e as Error).message}`);
+      io.err(`smartmeter decode: cannot read ${file}: ${await whyUnreadable(file, e)}`);
       return Exit.USAGE;
     }
   }
@@ -123,9 +141,11 @@ export async function decodeCommand(args: string[], io: CommandIO): Promise<numb
   const emit = (results: TelegramResult[]) => {
     for (const r of results) {
       if (!r.ok) failed++;
-      io.out(JSON.stringify(resultJson(r)));
+      // With --explain, each result was printed after its explanation already.
+      if (explain === null) io.out(JSON.stringify(resultJson(r)));
     }
   };
+  if (explain !== null) { for (const l of EXPLAIN_HEADER) io.out(l); }
   const hex = new HexStreamDecoder();
   const text = new TextDecoder();
   try {
@@ -140,6 +160,12 @@ export async function decodeCommand(args: string[], io: CommandIO): Promise<numb
   } catch (e) {
     if (e instanceof SyntaxError && !binary) {
       io.err(`smartmeter decode: ${e.message}`);
+      return Exit.USAGE;
+    }
+    if (isSystemError(e)) {
+      // A directory opens, and fails only when read.
+      const name = file === undefined || file === "-" ? "standard input" : file;
+      io.err(`smartmeter decode: cannot read ${name}: ${await whyUnreadable(name, e)}`);
       return Exit.USAGE;
     }
     throw e;

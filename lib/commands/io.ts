@@ -10,9 +10,9 @@ export interface CommandIO {
   readonly stdin: ReadableStream<Uint8Array>;
   /** Opens a file for reading. Rejects with a Deno error when it cannot be read. */
   openFile(path: string): Promise<ReadableStream<Uint8Array>>;
-  /** Writes one line to standard output. */
+  /** Writes one line to standard output. @throws {OutputClosed} when it cannot */
   out(line: string): void;
-  /** Writes one line to standard error. */
+  /** Writes one line to standard error; never throws (a closed stderr loses the line). */
   err(line: string): void;
 }
 
@@ -26,6 +26,27 @@ export const Exit = {
   /** Bad configuration (EX_CONFIG): systemd must not restart in a loop. */
   CONFIG: 78,
 } as const;
+
+/** Whether `e` is an error of the operating system (a file that could not be read, ...). */
+export function isSystemError(e: unknown): boolean {
+  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+  return typeof code === "string" && /^E[A-Z]+$/.test(code);
+}
+
+/**
+ * Standard output cannot be written (the pipe's reader has gone, `| head` say). Thrown by
+ * {@link CommandIO.out}; a command whose output is its purpose ends with it (exit 1).
+ */
+export class OutputClosed extends Error {
+  override name = "OutputClosed";
+  constructor(cause: unknown) {
+    super(
+      `Cannot write to standard output: ${
+        cause instanceof Error ? cause.message : String(cause)
+      } (whatever read it has gone)`,
+    );
+  }
+}
 
 /** A command-line mistake: printed as one line, exit status 2. */
 export class UsageError extends Error {
@@ -52,6 +73,8 @@ export interface ProcessContext {
   readonly env: Record<string, string | undefined>;
   /** Aborted by SIGINT/SIGTERM. */
   readonly signal: AbortSignal;
+  /** Fires "reload" events (SIGHUP) for `run`; absent for the other commands. */
+  readonly reload?: EventTarget;
   /** Whether standard error is a terminal (for log timestamps). */
   readonly stderrIsTerminal: boolean;
   readonly version: string;

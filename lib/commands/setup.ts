@@ -5,10 +5,12 @@
  * @module
  */
 
-import { type Config, ConfigError, loadConfig } from "../config.ts";
+import { type Config, ConfigError, type ConfigProblem, loadConfig } from "../config.ts";
+import type { ConfigNotes } from "../config_notes.ts";
 import { METER_TYPES } from "../cosem/interpret.ts";
 import { Logger, type LogLevel } from "../log.ts";
 import { redact } from "../redact.ts";
+import { whyUnreadable } from "./access.ts";
 
 /** Where the config is looked for when `--config` is not given, in this order. */
 export const DEFAULT_CONFIG_PATHS: readonly string[] = [
@@ -22,6 +24,13 @@ export const CREDENTIAL_NAMES = ["key", "auth_key", "mqtt_password"] as const;
 /** A config that cannot be used: exit 78 so that systemd does not restart in a loop. */
 export class BadConfig extends Error {
   override name = "BadConfig";
+  /** Warnings, unknown and obsolete keys found besides the problems, when it was read. */
+  readonly notes: ConfigNotes;
+
+  constructor(message: string, notes: ConfigNotes = { warnings: [], unknown: [], obsolete: [] }) {
+    super(message);
+    this.notes = notes;
+  }
 }
 
 /** Chooses the config file: `--config`, then `$SMARTMETER_CONFIG`, then the defaults. */
@@ -67,25 +76,66 @@ export async function readConfig(
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new BadConfig(`Cannot read the config file ${path}: ${(e as Error).message}`);
+    const fix = e instanceof Deno.errors.PermissionDenied
+      ? `: let the service's group read it (sudo chgrp smartmeter ${path} && sudo chmod ` +
+        `0640 ${path}, with SupplementaryGroups=smartmeter in the unit, as the README's ` +
+        "Raspberry Pi recipe does), or run smartmeter as a user that can read it"
+      : "";
+    throw new BadConfig(
+      `Cannot read the config file ${path}: ${await whyUnreadable(path, e)}${fix}`,
+    );
   }
+  let config: Config;
   try {
-    return loadConfig(text, {
+    config = loadConfig(text, {
       env,
       credentials: await readCredentials(env),
       meterTypes: METER_TYPES,
       fileName: path,
     });
   } catch (e) {
-    if (e instanceof ConfigError) {
-      throw new BadConfig(
-        `The config file ${path} has ${e.problems.length} problem${
-          e.problems.length === 1 ? "" : "s"
-        }:\n${e.problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")}`,
-      );
-    }
+    if (e instanceof ConfigError) throw badConfig(path, e.problems, e.notes);
     throw e;
   }
+  const files = await unreadableFiles(config);
+  if (files.length > 0) throw badConfig(path, files, config);
+  return config;
+}
+
+function badConfig(path: string, problems: ConfigProblem[], notes: ConfigNotes): BadConfig {
+  return new BadConfig(
+    `The config file ${path} has ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${
+      problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")
+    }`,
+    { warnings: notes.warnings, unknown: notes.unknown, obsolete: notes.obsolete },
+  );
+}
+
+/**
+ * The files the config names that cannot be read (the TLS CA, certificate and key that
+ * will be used): a config problem at start, not a connection retried for ever.
+ */
+export async function unreadableFiles(config: Config): Promise<ConfigProblem[]> {
+  const m = config.mqtt;
+  if (!m.tls) return [];
+  const used: [string, string | null][] = [
+    ["mqtt.tls_ca", m.tlsCa],
+    ["mqtt.tls_cert", m.tlsCert],
+    ["mqtt.tls_key", m.tlsCert === null ? null : m.tlsKey],
+  ];
+  const problems: ConfigProblem[] = [];
+  for (const [key, path] of used) {
+    if (path === null) continue;
+    try {
+      await Deno.readTextFile(path);
+    } catch (e) {
+      problems.push({
+        path: key,
+        message: `cannot read "${path}": ${await whyUnreadable(path, e)}`,
+      });
+    }
+  }
+  return problems;
 }
 
 /** A logger for this process: journald-aware, timestamps on a terminal, secrets redacted. */

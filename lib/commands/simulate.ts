@@ -8,18 +8,23 @@
 
 import { parseArgs } from "node:util";
 import { toHex } from "../bytes.ts";
-import { validateConfig } from "../config.ts";
+import { ConfigError, type HttpConfig, type MqttConfig, validateConfig } from "../config.ts";
 import { METER_TYPES } from "../cosem/interpret.ts";
 import { runDaemon } from "../daemon.ts";
+import { topicsFor } from "../homeassistant/discovery.ts";
+import type { Log } from "../log.ts";
 import type { TelegramResult } from "../pipeline.ts";
 import { MeterSimulator, SIMULATED_METERS } from "../simulator.ts";
 import { PseudoTerminal } from "../sources/pty.ts";
-import { SerialPort } from "../sources/serial.ts";
+import { SerialError, SerialPort } from "../sources/serial.ts";
 import { serialSource } from "../sources/open.ts";
 import { sleep } from "../sources/source.ts";
 import { resultJson } from "./decode.ts";
 import { type CommandIO, Exit, parseKeyOption, type ProcessContext, UsageError } from "./io.ts";
-import { processLogger } from "./setup.ts";
+import { processLogger, redactSecrets } from "./setup.ts";
+import { whyUnwritable } from "./access.ts";
+import { clearRetained } from "../sinks/retained.ts";
+import { httpOption } from "./http_option.ts";
 import { AMIS_SEARCH_SECONDS, DEMO_SEARCH_SECONDS, runAmisMeter, simulateAmis } from "./amis.ts";
 import { AmisSimulator } from "../amis_simulator.ts";
 
@@ -31,6 +36,13 @@ type Meter = typeof METERS[number];
 export const DEMO_KEY = "000102030405060708090a0b0c0d0e0f";
 /** The authentication key the demo's Netz Burgenland meter signs with. */
 export const DEMO_AUTH_KEY = "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf";
+/**
+ * The demo's own Home Assistant device: its topics (`smartmeter_demo/...`), client id and
+ * unique_ids never meet those of a real installation (`smartmeter`).
+ */
+export const DEMO_DEVICE_ID = "smartmeter_demo";
+/** The demo's device name in Home Assistant: obviously not the real meter. */
+export const DEMO_DEVICE_NAME = "Smartmeter demo (simulated meter)";
 
 export const SIMULATE_USAGE = `smartmeter simulate --meter-type NAME [--key HEX] [--auth-key HEX]
                     [--interval S] [--search S] [--count N] [--seed N] [--out pty|-|PATH]
@@ -53,6 +65,7 @@ to a file or stdout it writes its search and then its frames, as if a reader ans
 
 export const DEMO_USAGE =
   `smartmeter demo [--meter-type NAME] [--count N] [--interval S] [--json] [--mqtt URL]
+                [--http HOST:PORT]
 
 A simulated meter through the whole pipeline: simulator → pseudo-terminal → serial port
 → framing, decryption, COSEM → readings on stdout. No setup, no hardware.
@@ -61,7 +74,12 @@ A simulated meter through the whole pipeline: simulator → pseudo-terminal → 
   --count N           telegrams to show (default 5; 0 = until stopped)
   --interval S        seconds between pushes (default 1)
   --json              print the decode JSON lines instead of a summary
-  --mqtt URL          also publish to this broker, e.g. mqtt://user:pass@localhost:1883`;
+  --mqtt URL          also publish to this broker, e.g. mqtt://user:pass@localhost:1883,
+                      as its own device "${DEMO_DEVICE_NAME}" (device id
+                      ${DEMO_DEVICE_ID}, never a real installation's), removed from Home
+                      Assistant again when the demo ends
+  --http HOST:PORT    also serve the web page there and print its URL, e.g.
+                      127.0.0.1:8080 (with --count 0 it stays up until stopped)`;
 
 function isArgError(e: unknown): boolean {
   return e instanceof UsageError ||
@@ -133,6 +151,7 @@ export async function simulateCommand(
     search = number("--search", values.search, 0.1);
     count = number("--count", values.count, 0);
     out = values.out;
+    if (out === "") throw new UsageError("--out must not be empty: pty, -, a device or a file");
     if (meter === "amis") {
       const key = parseKeyOption("--key", values.key ?? DEMO_KEY);
       const seed = number("--seed", values.seed, 0);
@@ -155,30 +174,36 @@ export async function simulateCommand(
 
   let send: (bytes: Uint8Array) => Promise<void>;
   let close = () => {};
-  if (out === "-") send = (b) => Promise.resolve(io.out(toHex(b)));
-  else if (out === "pty") {
-    const pty = PseudoTerminal.open();
-    io.out(pty.path);
-    io.err(`Simulated ${meter} meter on ${pty.path}: set dlms.port to it (Ctrl-C stops)`);
-    send = async (b) => void await pty.write(b);
-    close = () => pty.close();
-  } else if (out.startsWith("/dev/")) {
-    // A serial line or pseudo-terminal: raw bytes, through the same libc path the reader
-    // uses (Deno's file API refuses /dev without --allow-all).
-    const port = SerialPort.open({
-      path: out,
-      baudRate: 9600,
-      dataBits: 8,
-      parity: "none",
-      stopBits: 1,
-    });
-    send = async (b) => void await writeAll(port, b);
-    close = () => port.close();
-  } else {
-    const file = await Deno.open(out, { write: true, create: true, truncate: true });
-    const enc = new TextEncoder();
-    send = (b) => writeAll(file, enc.encode(toHex(b) + "\n"));
-    close = () => file.close();
+  try {
+    if (out === "-") send = (b) => Promise.resolve(io.out(toHex(b)));
+    else if (out === "pty") {
+      const pty = PseudoTerminal.open();
+      io.out(pty.path);
+      io.err(`Simulated ${meter} meter on ${pty.path}: set dlms.port to it (Ctrl-C stops)`);
+      send = async (b) => void await pty.write(b);
+      close = () => pty.close();
+    } else if (out.startsWith("/dev/")) {
+      // A serial line or pseudo-terminal: raw bytes, through the same libc path the reader
+      // uses (Deno's file API refuses /dev without --allow-all).
+      const port = SerialPort.open({
+        path: out,
+        baudRate: 9600,
+        dataBits: 8,
+        parity: "none",
+        stopBits: 1,
+      });
+      send = async (b) => void await writeAll(port, b);
+      close = () => port.close();
+    } else {
+      const file = await Deno.open(out, { write: true, create: true, truncate: true });
+      const enc = new TextEncoder();
+      send = (b) => writeAll(file, enc.encode(toHex(b) + "\n"));
+      close = () => file.close();
+    }
+  } catch (e) {
+    const why = e instanceof SerialError ? e.message : await whyUnwritable(out, e);
+    io.err(`smartmeter simulate: cannot write to ${out}: ${why}`);
+    return Exit.USAGE;
   }
   try {
     for (let i = 0; count === 0 || i < count; i++) {
@@ -218,17 +243,30 @@ export function describeResult(r: TelegramResult): string {
   } ${r.framing}/${r.security}/${r.layout} #${r.reading.frame_counter}: ${parts.join(", ")}`;
 }
 
+/** `url` with what is between `//` and `@` (a user name and password) hidden. */
+export function hideUserInfo(url: string): string {
+  return url.replace(/^([^/]*\/\/)[^/]*@/, "$1***@");
+}
+
 /** Parses `mqtt://[user[:password]@]host[:port]` into config keys. */
 export function parseMqttUrl(url: string): Record<string, unknown> {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new UsageError(`--mqtt must be a URL like mqtt://localhost:1883, got "${url}"`);
+    throw new UsageError(
+      `--mqtt must be a URL like mqtt://localhost:1883, got "${hideUserInfo(url)}"`,
+    );
   }
   if (u.protocol !== "mqtt:" && u.protocol !== "mqtts:") {
     throw new UsageError(`--mqtt must start with mqtt:// or mqtts://, got "${u.protocol}//"`);
   }
+  if (u.hostname === "") {
+    throw new UsageError(
+      `--mqtt needs a host, like mqtt://localhost:1883, got "${hideUserInfo(url)}"`,
+    );
+  }
+  if (u.port === "0") throw new UsageError("--mqtt: the port must be from 1 to 65535, got 0");
   const out: Record<string, unknown> = {
     host: u.hostname.replace(/^\[|\]$/g, ""),
     port: u.port ? Number(u.port) : u.protocol === "mqtts:" ? 8883 : 1883,
@@ -251,6 +289,7 @@ export async function demoCommand(
   let interval: number;
   let json: boolean;
   let mqtt: Record<string, unknown> | null = null;
+  let http: HttpConfig | null = null;
   try {
     const { values } = parseArgs({
       args,
@@ -260,10 +299,12 @@ export async function demoCommand(
         interval: { type: "string", default: "1" },
         json: { type: "boolean", default: false },
         mqtt: { type: "string" },
+        http: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
     });
+    if (values.http !== undefined) http = httpOption(values.http);
     if (values.help) {
       io.out(DEMO_USAGE);
       return Exit.OK;
@@ -272,7 +313,19 @@ export async function demoCommand(
     count = number("--count", values.count, 0);
     interval = number("--interval", values.interval, 0.05);
     json = values.json;
-    if (values.mqtt !== undefined) mqtt = parseMqttUrl(values.mqtt);
+    if (values.mqtt !== undefined) {
+      mqtt = parseMqttUrl(values.mqtt);
+      try {
+        validateConfig({ mqtt }, { env: {}, meterTypes: METER_TYPES });
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        throw new UsageError(
+          `--mqtt ${hideUserInfo(values.mqtt)}: ${
+            e.problems.map((p) => `${p.path}: ${p.message}`).join("; ")
+          }`,
+        );
+      }
+    }
   } catch (e) {
     if (isArgError(e)) {
       io.err(`smartmeter demo: ${(e as Error).message}`);
@@ -293,9 +346,13 @@ export async function demoCommand(
       key: DEMO_KEY,
       ...(authKey ? { auth_key: authKey } : {}),
     },
-    mqtt: mqtt ?? { host: "localhost" },
+    mqtt: mqtt === null
+      ? { host: "localhost" }
+      : { ...mqtt, device_id: DEMO_DEVICE_ID, name: DEMO_DEVICE_NAME },
   }, { env: {}, meterTypes: METER_TYPES });
+  if (http !== null) config.http = http;
   const logger = processLogger("info", ctx.env, io.err, ctx.stderrIsTerminal);
+  redactSecrets(logger, config);
   const stop = new AbortController();
   const signal = AbortSignal.any([ctx.signal, stop.signal]);
   io.err(
@@ -331,6 +388,9 @@ export async function demoCommand(
     env: {},
     mqtt: mqtt !== null,
     source: serialSource(config.source, { log: logger.get("demo") }),
+    onListening: (urls) => {
+      for (const url of urls) io.err(`Web page: open ${url} in a browser`);
+    },
     onResult: (r) => {
       if (r.ok) decoded++;
       else failed++;
@@ -340,6 +400,7 @@ export async function demoCommand(
   });
   await simulator;
   pty.close();
+  if (mqtt !== null) await removeDemoDevice(config.mqtt, logger.get("demo"));
   if (status !== Exit.OK) return status;
   return failed === 0 && (count === 0 || decoded >= count) ? Exit.OK : Exit.FAILED;
 }
@@ -374,4 +435,24 @@ async function amisDemo(
     clearTimeout(limit);
   }
   stop.abort();
+}
+
+/**
+ * Takes the demo's device out of Home Assistant: empty retained payloads for its discovery
+ * message, then its availability topics, so that no ghost device stays behind.
+ */
+async function removeDemoDevice(c: MqttConfig, log: Log): Promise<void> {
+  const t = topicsFor({
+    deviceId: c.deviceId,
+    name: c.name,
+    prefix: c.prefix,
+    discoveryPrefix: c.discoveryPrefix,
+    manufacturer: null,
+    model: null,
+    serialNumber: null,
+    swVersion: "",
+  });
+  const problem = await clearRetained(c, [t.discovery, t.availability, t.meter]);
+  if (problem === null) log.info(`Removed the demo device "${c.name}" from Home Assistant`);
+  else log.warning(`Could not remove the demo device "${c.name}": ${problem}`);
 }

@@ -15,14 +15,18 @@
  * ```
  *
  * Registers keep the telegram's own units (kWh, kW, kvar, ...); `buildReading` converts
- * them to the named values' units.
+ * them to the named values' units. A value written with its unit is scaled by the telegram;
+ * a power written without one by the rule `dsmr-power-without-unit` (kW / kvar); any other
+ * physical quantity without a unit has no scale. The identification line names the model.
  *
  * @module
  */
 
 import { ParseError } from "../errors.ts";
 import type { Interpretation, Register } from "./reading.ts";
-import { CLOCK_OBIS, METER_ID_OBIS } from "./obis.ts";
+import { CLOCK_OBIS, LOGICAL_DEVICE_NAME, METER_ID_OBIS } from "./obis.ts";
+import { modelOfDsmrHeader } from "./model.ts";
+import { DSMR_POWER_RULE, NO_SCALE, quantityOf, ruleScale, TELEGRAM_SCALE } from "./scale.ts";
 
 const START = "/";
 const END = "!";
@@ -81,6 +85,7 @@ export function interpretDsmr(text: string): Interpretation {
   let time: string | null = null;
   let at = start;
   const lines = text.slice(start, end).split("\n");
+  const model = modelOfDsmrHeader(lines[0]!);
   for (const [index, raw] of lines.entries()) {
     const lineAt = at;
     at += raw.length + 1;
@@ -108,9 +113,10 @@ export function interpretDsmr(text: string): Interpretation {
     const r = registers.find((x) => x.obis === obis && x.value !== "");
     return r === undefined ? null : String(r.value);
   };
-  const meterId = idFrom(METER_ID_OBIS[0]) ?? idFrom(METER_ID_OBIS[1]) ??
-    idFrom(METER_ID_OBIS[2]);
-  return { layout: "dsmr", time, meterId, registers };
+  let meterId: string | null = null;
+  for (const code of METER_ID_OBIS) meterId ??= idFrom(code);
+  meterId ??= idFrom(LOGICAL_DEVICE_NAME);
+  return { layout: "dsmr", time, meterId, model, registers };
 }
 
 function checkCrc(text: string, start: number, end: number): void {
@@ -154,9 +160,24 @@ function registerOf(obis: string, groups: readonly string[]): Register | null {
   if (PLAIN_TEXT.test(obis)) return { obis, value, unit: null };
   const m = NUMBER.exec(value);
   if (!m) return { obis, value, unit: null };
-  const unit = m[2] ??
-    (REACTIVE_POWER.test(obis) ? "kvar" : ACTIVE_POWER.test(obis) ? "kW" : null);
-  return { obis, value: Number(m[1]), unit };
+  const number = Number(m[1]);
+  const decimals = m[1]!.split(".")[1]?.length ?? 0;
+  const resolution = 10 ** -decimals;
+  if (m[2] !== undefined) {
+    return { obis, value: number, unit: m[2], scale: TELEGRAM_SCALE, resolution };
+  }
+  const powerUnit = REACTIVE_POWER.test(obis) ? "kvar" : ACTIVE_POWER.test(obis) ? "kW" : null;
+  if (powerUnit !== null) {
+    return { obis, value: number, unit: powerUnit, scale: ruleScale(DSMR_POWER_RULE), resolution };
+  }
+  if (quantityOf(obis) === null) return { obis, value: number, unit: null, scale: NO_SCALE };
+  return {
+    obis,
+    value: number,
+    unit: null,
+    scale: { from: "unknown", why: "the DSMR telegram writes no unit for it" },
+    raw: number,
+  };
 }
 
 /** `YYMMDDhhmmssW` as ISO 8601 with the offset the letter stands for. */

@@ -1,7 +1,9 @@
 /**
  * Meter layouts as data: the positional bodies (values without OBIS codes, one table row per
- * position), the physical quantities OBIS codes stand for, and the per-manufacturer scaler
- * tables for bodies that send bare integers without `{scaler, unit}`.
+ * position), the physical quantities OBIS codes stand for, and the scaler tables for bodies
+ * that send bare integers without `{scaler, unit}`. Each positional layout and each scaler
+ * table is a named scale rule (`scale.ts`): the only ways besides the telegram itself by
+ * which a number gets a scale.
  *
  * Nothing here is code that decides: `interpret.ts` reads these tables. Adding a meter is
  * adding a row.
@@ -16,7 +18,7 @@
  *   Kärnten Netz (AM550, IM350) structure(12)  0-6:25.9.0  id  time(4) date(5)
  *                                              +A −A  +R −R  +P −P  info-text info-code
  *                               structure(10)  the same without the two info fields
- *   Norwegian HAN, Kaifa        structure(1)   +P                                  (list 1)
+ *   Norwegian HAN, Kaifa        structure(1)   +P, a double-long-unsigned          (list 1)
  *   (NVE lists, "KFM_001")      structure(9)   list id  +P −P +Q −Q  I1  U1   (list 2, 1-phase)
  *                               structure(13)  list id  +P −P +Q −Q  I1 I2 I3  U1 U2 U3 (list 2)
  *                               structure(14)  list 2 1-phase + time +A −A +R −R     (list 3)
@@ -67,6 +69,11 @@ export interface PositionalField {
   readonly unit?: number;
   /** For list ids: a regular expression the string must match. */
   readonly pattern?: string;
+  /**
+   * For numbers: the A-XDR types accepted (any integer type when absent). A layout with few
+   * positions pins them so that no other body of that size passes for it.
+   */
+  readonly types?: readonly string[];
 }
 
 /** A body without OBIS codes: which structure it is, and what each position means. */
@@ -76,12 +83,15 @@ export interface PositionalLayout {
   /** The `--meter-type` / `meter_type` name that pins this layout (and its variants). */
   readonly meterType: string;
   readonly description: string;
+  /** The meter model this layout comes from, where it says (the Python add-on's `E450`). */
+  readonly model?: string;
   readonly match: {
     /** The body is a structure of exactly this many elements. */
     readonly count: number;
     /**
-     * When set, auto-detection also needs the manufacturer (system title) to be one of
-     * these: the shape alone is too plain to be recognised without it. Pinning skips this.
+     * When set, auto-detection refuses a telegram whose manufacturer is known (from its
+     * system title) and is not one of these; a telegram without a system title names no
+     * manufacturer and may pass. Pinning the meter type skips this.
      */
     readonly manufacturers?: readonly string[];
   };
@@ -163,6 +173,7 @@ export const POSITIONAL_LAYOUTS: readonly PositionalLayout[] = [
   {
     name: "burgenland",
     meterType: "burgenland",
+    model: "E450",
     description:
       "Netz Burgenland E450: structure(14) of U1–U3 (V), I1–I3 (0.01 A), +P −P (W), +A −A (Wh), three phase angles (°), meter id",
     match: { count: 14 },
@@ -178,6 +189,7 @@ export const POSITIONAL_LAYOUTS: readonly PositionalLayout[] = [
   {
     name: "burgenland-no-angles",
     meterType: "burgenland",
+    model: "E450",
     description:
       "Netz Burgenland E450 without angles: structure(11) of U1–U3 (V), I1–I3 (0.01 A), +P −P (W), +A −A (Wh), meter id",
     match: { count: 11 },
@@ -227,11 +239,14 @@ export const POSITIONAL_LAYOUTS: readonly PositionalLayout[] = [
     fields: KAERNTEN_HEAD,
   },
   {
+    // The Norwegian HAN list 1 (NVE/NEK): active power import in W, sent every 2 s. Only
+    // exactly this shape: a structure of one double-long-unsigned, no OBIS code, no list id.
     name: "kaifa-no-list1",
     meterType: "kaifa-no",
-    description: "Kaifa NVE list 1: structure(1) of +P (W)",
+    description:
+      "Kaifa NVE list 1: structure(1) of one double-long-unsigned, +P (W); no OBIS code, no list id",
     match: { count: 1, manufacturers: ["KFM"] },
-    fields: [num("+P", "1-0:1.7.0", U.W)],
+    fields: [{ ...num("+P", "1-0:1.7.0", U.W), types: ["double-long-unsigned"] }],
   },
   {
     name: "kaifa-no-list2-1p",
@@ -311,9 +326,10 @@ export const QUANTITIES: readonly QuantityRule[] = [
 ];
 
 /**
- * Scalers for bodies that send bare integers, keyed by manufacturer (the first three
- * letters of the system title or of the logical device name 0-0:42.0.0) or list version.
- * A quantity not listed is taken as sent, in its natural unit.
+ * Scalers for bodies that send bare integers, keyed by list version, manufacturer (the first
+ * three letters of the system title or of the logical device name 0-0:42.0.0) or body shape.
+ * A table applies the same way to every body shape of its family. A quantity a table does
+ * not list has no scale: its registers stay in `obis` only, marked `"scale": "unknown"`.
  */
 export interface ScalerTable {
   readonly name: string;
@@ -323,6 +339,8 @@ export interface ScalerTable {
     readonly manufacturers?: readonly string[];
     /** Regular expressions for the list version string (`Kamstrup_V0001`, `KFM_001`). */
     readonly listIds?: readonly string[];
+    /** Body shapes that only one meter family sends (`xt211-descriptors`). */
+    readonly shapes?: readonly string[];
   };
   /** Power of ten per quantity: value = raw × 10^scaler. */
   readonly scalers: Partial<Record<Quantity, number>>;
@@ -364,9 +382,15 @@ export const SCALER_TABLES: readonly ScalerTable[] = [
     },
   },
   {
-    name: "landis-gyr-e450",
+    // The Landis+Gyr customer-interface convention (E450, E570; push-object lists without
+    // scaler attributes, in every body shape): the Swiss VSE captures of scs/
+    // smartmeter-datacollector and the Cyprus E450 of esphome-libs/dlms_parser agree. The
+    // E360 sends its voltage in 0.1 V instead (scs lg_e360.py) and nothing in the telegram
+    // tells it from an E450: its voltage, read here in V, fails the consistency check
+    // (consistency.ts) and is withheld.
+    name: "landis-gyr",
     description:
-      "Landis+Gyr E450 customer interface: current 0.01 A, voltage V, power factor 0.001, power W, energy Wh",
+      "Landis+Gyr customer interface: current 0.01 A, voltage V, power factor 0.001, power W, energy Wh",
     match: { manufacturers: ["LGZ"] },
     scalers: {
       "current": -2,
@@ -390,6 +414,21 @@ export const SCALER_TABLES: readonly ScalerTable[] = [
       "reactive-power": 0,
       "active-energy": 0,
       "reactive-energy": 0,
+    },
+  },
+  {
+    // Sagemcom XT211 pushes in the attribute-descriptor shape (EG.D and ČEZ Distribuce,
+    // Czech Republic) send no scaler attributes. ČEZ Distribuce's customer-interface list
+    // gives the active powers in W and the active energies in Wh (as quoted by
+    // nero150/CEZ_rele_box `xt211_han/dlms_parser.py`; Tomer27cz/xt211's README: "the meter
+    // sends the value in Wh"). Nothing is stated for other quantities.
+    name: "sagemcom-xt211",
+    description:
+      "Sagemcom XT211 (EG.D, ČEZ Distribuce; attribute-descriptor pushes): active power W, active energy Wh",
+    match: { shapes: ["xt211-descriptors"] },
+    scalers: {
+      "active-power": 0,
+      "active-energy": 0,
     },
   },
 ];

@@ -103,8 +103,40 @@ export function namedValueFor(obis: string): NamedValue | undefined {
 const MEMO_LIMIT = 1024;
 const NAMED_BY_OBIS = new Map<string, NamedValue | null>();
 
-/** OBIS codes that carry the meter's identity, in order of preference. */
-export const METER_ID_OBIS: readonly string[] = ["0-0:96.1.0", "0-0:96.1.1", "0-0:42.0.0"];
+/**
+ * OBIS codes that carry the meter's identity, in order of preference: the serial number
+ * 0-0:96.1.0, Kamstrup's GS1 number 1-1:0.0.5 (its Nordic lists send no 96.1.0), then the
+ * second serial number 0-0:96.1.1. The logical device name {@link LOGICAL_DEVICE_NAME} is
+ * the last resort.
+ */
+export const METER_ID_OBIS: readonly string[] = ["0-0:96.1.0", "1-1:0.0.5", "0-0:96.1.1"];
+
+/** The logical device name (`LGZ1030653520967`): manufacturer id, then a serial number. */
+export const LOGICAL_DEVICE_NAME = "0-0:42.0.0";
+
+/**
+ * OBIS codes whose text is the meter's model (type designation), in order of preference:
+ * the NVE lists' meter type 0-0:96.1.7 (Kaifa `MA304H3E`, Aidon `6515`) and Kamstrup's
+ * meter type 1-1:96.1.1 (`6841138BN245101090`).
+ */
+export const MODEL_OBIS: readonly string[] = ["0-0:96.1.7", "1-1:96.1.1"];
+
+/** Names of registers that are not named values, for `decode --explain`. */
+export const OBIS_NAMES: Readonly<Record<string, string>> = {
+  "0-0:1.0.0": "clock",
+  "0-1:1.0.0": "clock",
+  "0-0:96.1.0": "meter serial number",
+  "0-0:96.1.1": "second serial number",
+  "1-1:0.0.5": "meter id, GS1 number",
+  "0-0:42.0.0": "logical device name",
+  "0-0:96.1.7": "meter type",
+  "1-1:96.1.1": "meter type",
+  "1-1:0.2.129": "list version",
+  "0-0:96.13.0": "customer message text",
+  "0-0:96.13.1": "customer message code",
+  "0-0:96.14.0": "current tariff",
+  "0-0:96.3.10": "disconnect control state",
+};
 
 /** OBIS codes of the meter's clock. */
 export const CLOCK_OBIS: readonly string[] = ["0-0:1.0.0", "0-1:1.0.0"];

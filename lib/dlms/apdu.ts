@@ -111,6 +111,8 @@ export interface DataNotification {
   invokeId: number;
   dateTime: DlmsDateTime | null;
   body: AxdrValue;
+  /** Offset of the body in the APDU's bytes (for `decode --explain`). */
+  bodyOffset: number;
 }
 
 /** A DSMR P1 telegram carried as plaintext (starts with "/"). */
@@ -256,7 +258,7 @@ function parseDataNotification(r: ByteReader): DataNotification {
       bodyAt + body.pos,
     );
   }
-  return { kind: "data-notification", invokeId, dateTime, body: value };
+  return { kind: "data-notification", invokeId, dateTime, body: value, bodyOffset: bodyAt };
 }
 
 function parseBlock(r: ByteReader): BlockApdu {

@@ -98,10 +98,19 @@ export interface DecodeOptions {
    * structure{long-unsigned class id, octet-string OBIS, integer attribute}.
    */
   readonly attributeDescriptors?: boolean;
+  /**
+   * When given, receives the byte span `[start, end)` of every element of every array and
+   * structure (offsets plus the reader's base), for `decode --explain`.
+   */
+  readonly spans?: Spans;
 }
+
+/** Where each decoded value sat in the input: value → `[start, end)`. */
+export type Spans = Map<AxdrValue, readonly [number, number]>;
 
 const ATTRIBUTE_DESCRIPTOR_LENGTH = 9;
 const STRICT: DecodeOptions = {};
+const VARIANTS: DecodeOptions = { attributeDescriptors: true };
 
 /** Decodes one `Data` value at the reader's cursor. */
 export function decodeData(r: ByteReader, depth = 0, opts: DecodeOptions = STRICT): AxdrValue {
@@ -135,18 +144,36 @@ export function decodeData(r: ByteReader, depth = 0, opts: DecodeOptions = STRIC
         opts.attributeDescriptors && tag === DataTag.STRUCTURE && count === 2 &&
         r.peek() === 0x00 && r.remaining > ATTRIBUTE_DESCRIPTOR_LENGTH
       ) {
-        items.push({
+        const start = r.pos;
+        const descriptor: AxdrValue = {
           type: "structure",
           items: [
             { type: "long-unsigned", value: r.u16("a class id") },
             { type: "octet-string", bytes: r.bytes(6, "an OBIS code") },
             { type: "integer", value: r.i8("an attribute index") },
           ],
-        });
-        items.push(decodeData(r, depth + 1, opts));
+        };
+        items.push(descriptor);
+        if (opts.spans) {
+          const at = r.base + start;
+          opts.spans.set(descriptor, [at, at + ATTRIBUTE_DESCRIPTOR_LENGTH]);
+          const [cls, obis, attribute] = descriptor.items;
+          opts.spans.set(cls!, [at, at + 2]);
+          opts.spans.set(obis!, [at + 2, at + 8]);
+          opts.spans.set(attribute!, [at + 8, at + 9]);
+        }
+        const valueStart = r.pos;
+        const value = decodeData(r, depth + 1, opts);
+        items.push(value);
+        opts.spans?.set(value, [r.base + valueStart, r.base + r.pos]);
         return { type: "structure", items };
       }
-      for (let i = 0; i < count; i++) items.push(decodeData(r, depth + 1, opts));
+      for (let i = 0; i < count; i++) {
+        const start = r.pos;
+        const item = decodeData(r, depth + 1, opts);
+        items.push(item);
+        if (opts.spans) opts.spans.set(item, [r.base + start, r.base + r.pos]);
+      }
       return { type: tag === DataTag.ARRAY ? "array" : "structure", items };
     }
     case DataTag.BOOLEAN:
@@ -209,14 +236,18 @@ export function decodeData(r: ByteReader, depth = 0, opts: DecodeOptions = STRIC
  * standard encoding first, then (only when that fails or leaves bytes over) the field
  * variants of {@link DecodeOptions}. The error of the standard reading is the one thrown.
  */
-export function decodeDataWhole(r: ByteReader, depth = 0): AxdrValue {
+export function decodeDataWhole(r: ByteReader, depth = 0, spans?: Spans): AxdrValue {
   const start = r.pos;
   let strict: AxdrValue | null = null;
   let strictEnd = start;
   let strictError: unknown = null;
+  const record = (v: AxdrValue) => spans?.set(v, [r.base + start, r.base + r.pos]);
   try {
-    strict = decodeData(r, depth);
-    if (r.remaining === 0) return strict;
+    strict = decodeData(r, depth, spans ? { spans } : STRICT);
+    if (r.remaining === 0) {
+      record(strict);
+      return strict;
+    }
     strictEnd = r.pos;
   } catch (e) {
     if (!(e instanceof ParseError)) throw e;
@@ -224,8 +255,11 @@ export function decodeDataWhole(r: ByteReader, depth = 0): AxdrValue {
   }
   r.pos = start;
   try {
-    const v = decodeData(r, depth, { attributeDescriptors: true });
-    if (r.remaining === 0) return v;
+    const v = decodeData(r, depth, spans ? { attributeDescriptors: true, spans } : VARIANTS);
+    if (r.remaining === 0) {
+      record(v);
+      return v;
+    }
   } catch (e) {
     if (!(e instanceof ParseError)) throw e;
   }
@@ -235,6 +269,7 @@ export function decodeDataWhole(r: ByteReader, depth = 0): AxdrValue {
   }
   // The standard reading worked but left bytes over: the caller reports those.
   r.pos = strictEnd;
+  record(strict);
   return strict;
 }
 

@@ -9,7 +9,9 @@
  * checked, authenticated): otherwise one forged frame with a huge counter would lock out
  * every genuine frame that follows.
  *
- * The state lives in memory only: a restart accepts the next counter of every title again.
+ * The counters survive restarts through {@link CounterGuard.toJSON} and
+ * {@link CounterGuard.fromJSON} (the daemon keeps them in its state file): otherwise a
+ * restart would accept an old frame once more.
  *
  * @module
  */
@@ -62,5 +64,32 @@ export class CounterGuard {
       if (oldest !== undefined) this.#last.delete(oldest);
     }
     this.#last.set(systemTitleHex, counter);
+  }
+
+  /** The last counter of each system title, least recently seen first (for the state file). */
+  toJSON(): Record<string, number> {
+    return Object.fromEntries(this.#last);
+  }
+
+  /**
+   * A guard that remembers the counters of {@link toJSON}. Entries that are not a
+   * 16-hex-digit title with a whole counter are left out.
+   * @throws {TypeError} when `data` is not an object
+   */
+  static fromJSON(data: unknown, maxTitles = DEFAULT_MAX_TITLES): CounterGuard {
+    if (typeof data !== "object" || data === null || Array.isArray(data)) {
+      throw new TypeError("frame counter state must be an object");
+    }
+    const guard = new CounterGuard(maxTitles);
+    for (const [title, counter] of Object.entries(data)) {
+      if (!/^[0-9a-f]{16}$/.test(title)) continue;
+      if (typeof counter !== "number" || !Number.isSafeInteger(counter) || counter < 0) continue;
+      if (guard.#last.size >= guard.#maxTitles) {
+        const oldest = guard.#last.keys().next().value;
+        if (oldest !== undefined) guard.#last.delete(oldest);
+      }
+      guard.#last.set(title, counter);
+    }
+    return guard;
   }
 }

@@ -295,4 +295,16 @@ export const ENTITIES: readonly EntitySpec[] = [
     precision: null,
     enabledByDefault: true,
   }),
+  diagnostic({
+    key: "states_superseded",
+    suffix: "_states_superseded",
+    name: "States superseded",
+    field: "superseded",
+    requires: null,
+    deviceClass: null,
+    stateClass: "total_increasing",
+    unit: null,
+    precision: 0,
+    enabledByDefault: false,
+  }),
 ];

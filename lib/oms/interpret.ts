@@ -230,6 +230,10 @@ export function interpretOms(
       obis: rule.obis,
       value: scale(raw, r.exponent),
       unit: r.unit,
+      // The VIF (and its VIFEs) says the unit and the power of ten.
+      scale: { from: "telegram" },
+      raw,
+      resolution: scale(1, r.exponent),
       ...("named" in rule && rule.named !== undefined ? { named: rule.named } : {}),
     };
     registers.push(register);

@@ -21,12 +21,14 @@
  * - While the broker is away nothing is queued (`queueQoSZero: false`); only the newest
  *   reading waits, and goes out with the announcement after the reconnect.
  * - Discovery is sent again when what we know about the device grows: the meter id
- *   (serial number) first seen, the manufacturer read from the system title (or the
- *   manufacturer and model an OMS header names), or named values the meter had not sent
- *   before.
+ *   (serial number) first seen, the manufacturer read from the system title (or named by
+ *   an OMS header: `reading.manufacturer`), or named values the meter had not sent before.
+ * - The model a telegram tells (`reading.model`: `E450`, `MA304H3E`) fills the discovery's
+ *   `device.model` when the configuration left it open, and is announced once.
  * - `<base>/meter` goes `offline` when no reading arrived for `meterTimeout` seconds, and
  *   `online` with the next one; the meter's entities need both availability topics.
- * - Energy registers that went backwards are removed before publishing (`EnergyGuard`).
+ * - Energy registers arrive already guarded (the daemon's `EnergyGuard`): what reaches the
+ *   sink is published as it is.
  * - The password is never logged.
  *
  * @module
@@ -39,6 +41,7 @@ import { fromHex } from "../bytes.ts";
 import type { NamedKey } from "../cosem/obis.ts";
 import type { Reading } from "../cosem/reading.ts";
 import {
+  baseTopic,
   buildDiscovery,
   type DeviceInfo,
   HA_STATUS_TOPIC,
@@ -46,8 +49,8 @@ import {
   type Topics,
   topicsFor,
 } from "../homeassistant/discovery.ts";
-import { EnergyGuard } from "../homeassistant/guard.ts";
 import { buildState } from "../homeassistant/state.ts";
+import { TakeoverDetector } from "./takeover.ts";
 
 /** The MQTT part of the configuration (same fields as `MqttConfig` in lib/config.ts). */
 export type { MqttConfig };
@@ -75,6 +78,11 @@ export interface MqttSinkOptions {
   meterTimeout?: number;
   /** Makes the client (default `mqtt.connect`); tests use it to reach the socket. */
   createClient?: (options: IClientOptions) => MqttClient;
+  /**
+   * After another client took our session over: how often to check whether it is gone,
+   * and how long each check listens (ms; default 60 s and 10 s).
+   */
+  takeover?: { checkEveryMs?: number; watchMs?: number };
 }
 
 const BACKOFF_MIN_MS = 1_000;
@@ -89,6 +97,10 @@ const ANNOUNCE_MIN_MS = 1_000;
 const ANNOUNCE_SPREAD_MS = 4_000;
 const CONNECT_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 3_000;
+const TAKEOVER_CHECK_MS = 60_000;
+const TAKEOVER_WATCH_MS = 10_000;
+/** A refusal of the same topic by the broker is logged at most once in this window. */
+const REFUSAL_WINDOW_MS = 10 * 60_000;
 const DEFAULT_METER_TIMEOUT_S = 120;
 
 /** CONNACK return codes (3.1.1) and reason codes (5) that mean "wrong credentials". */
@@ -102,7 +114,9 @@ const AUTH_REFUSALS: Readonly<Record<number, string>> = {
 /**
  * Sends the newest pushed value at most once per interval: at once when the last send is
  * an interval ago, otherwise when the interval is over. A value that cannot be sent (the
- * broker is away) stays until {@link flush} succeeds or a newer one replaces it.
+ * broker is away, the socket is backed up) stays until {@link flush} succeeds or a newer one
+ * replaces it. Every value that never went out (replaced, or still waiting when the sink
+ * stops) is counted by `onSuperseded`, so that given = sent + superseded always holds.
  */
 class Throttle<T> {
   #pending: T | null = null;
@@ -113,9 +127,11 @@ class Throttle<T> {
     private readonly intervalMs: number,
     private readonly now: () => number,
     private readonly send: (value: T) => boolean,
+    private readonly onSuperseded: () => void = () => {},
   ) {}
 
   push(value: T): void {
+    if (this.#pending !== null) this.onSuperseded();
     this.#pending = value;
     const wait = this.#lastSent + this.intervalMs - this.now();
     if (wait <= 0) this.flush();
@@ -135,19 +151,27 @@ class Throttle<T> {
     return true;
   }
 
+  /** Stops the timer; a value still pending is dropped and counted as superseded. */
   cancel(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#pending !== null) {
+      this.#pending = null;
+      this.onSuperseded();
+    }
   }
 }
 
 /** Publishes readings, discovery and availability to an MQTT broker for Home Assistant. */
 export class MqttSink {
   /**
-   * `published`: readings sent as state; `reconnects`: connections re-established after
-   * one was lost; `discoveryPublished`: discovery messages sent.
+   * `published`: readings sent as state; `superseded`: readings that never went out, because
+   * a newer one replaced them while they waited (the publish interval, a backed-up socket,
+   * the broker away) or the sink stopped first. Every reading given to
+   * {@link publishReading} ends up in exactly one of the two. `reconnects`: connections
+   * re-established after one was lost; `discoveryPublished`: discovery messages sent.
    */
-  readonly stats = { published: 0, reconnects: 0, discoveryPublished: 0 };
+  readonly stats = { published: 0, superseded: 0, reconnects: 0, discoveryPublished: 0 };
 
   readonly #config: MqttConfig;
   readonly #device: DeviceInfo;
@@ -158,7 +182,6 @@ export class MqttSink {
   readonly #createClient: (options: IClientOptions) => MqttClient;
   readonly #topics: Topics;
   readonly #statusTopics: string[];
-  readonly #guard = new EnergyGuard();
   readonly #present = new Set<NamedKey>();
   readonly #state: Throttle<Reading>;
   readonly #diagnostics: Throttle<Diagnostics>;
@@ -176,6 +199,15 @@ export class MqttSink {
   #lastDiagnostics: string | null = null;
   #failure: { message: string; level: LogLevel } | null = null;
   #lastLoggedFailure: string | null = null;
+  readonly #takeover: TakeoverDetector;
+  readonly #takeoverCheckMs: number;
+  readonly #takeoverWatchMs: number;
+  /** Another client has our client id: we wait for it to go instead of fighting it. */
+  #yielding = false;
+  #yieldTimer: ReturnType<typeof setTimeout> | undefined;
+  #watchClient: MqttClient | null = null;
+  /** When the broker last refused each topic (MQTT 5 PUBACK reason codes). */
+  readonly #refusals = new Map<string, number>();
 
   constructor(opts: MqttSinkOptions) {
     this.#config = opts.config;
@@ -185,11 +217,19 @@ export class MqttSink {
     this.#now = opts.now ?? Date.now;
     this.#meterTimeoutMs = (opts.meterTimeout ?? DEFAULT_METER_TIMEOUT_S) * 1000;
     this.#createClient = opts.createClient ?? ((options) => mqtt.connect(options));
+    this.#takeover = new TakeoverDetector({ now: this.#now });
+    this.#takeoverCheckMs = opts.takeover?.checkEveryMs ?? TAKEOVER_CHECK_MS;
+    this.#takeoverWatchMs = opts.takeover?.watchMs ?? TAKEOVER_WATCH_MS;
     this.#topics = topicsFor(this.#device);
     const birth = `${this.#device.discoveryPrefix}/status`;
     this.#statusTopics = birth === HA_STATUS_TOPIC ? [HA_STATUS_TOPIC] : [HA_STATUS_TOPIC, birth];
     const intervalMs = Math.max(0, opts.config.publishInterval) * 1000;
-    this.#state = new Throttle(intervalMs, this.#now, (r) => this.#sendState(r));
+    this.#state = new Throttle(
+      intervalMs,
+      this.#now,
+      (r) => this.#sendState(r),
+      () => this.stats.superseded++,
+    );
     this.#diagnostics = new Throttle(intervalMs, this.#now, (d) => this.#sendDiagnostics(d));
   }
 
@@ -224,21 +264,54 @@ export class MqttSink {
   }
 
   /**
+   * Whether a reading given now goes out at once: connected, and the socket is not backed
+   * up. (With a publish interval it may still wait for the interval.)
+   */
+  get writable(): boolean {
+    return this.connected && !this.#congested();
+  }
+
+  /**
    * Resolves true once the broker has accepted the connection (at once when it has), false
    * after `timeoutMs` or when the sink stops first.
    */
   whenConnected(timeoutMs: number): Promise<boolean> {
-    if (this.connected) return Promise.resolve(true);
+    return this.#until(() => this.connected, timeoutMs);
+  }
+
+  /**
+   * Resolves true once the sink is {@link writable} (at once when it is), false after
+   * `timeoutMs` or when the sink stops first. A capture replay waits on it before each
+   * reading, so that it is read only as fast as the broker takes the states.
+   */
+  ready(timeoutMs: number): Promise<boolean> {
+    return this.#until(() => this.writable, timeoutMs);
+  }
+
+  /** Waiters of {@link #until}: each checks its condition again on connect and drain. */
+  readonly #waiters = new Set<(stopping: boolean) => void>();
+
+  #until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (condition()) return Promise.resolve(true);
     if (this.#stopped) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         clearTimeout(timer);
-        this.#connectWaiters.delete(done);
+        this.#waiters.delete(check);
         resolve(ok);
       };
+      const check = (stopping: boolean) => {
+        if (stopping) done(false);
+        else if (condition()) done(true);
+      };
       const timer = setTimeout(() => done(false), timeoutMs);
-      this.#connectWaiters.add(done);
+      this.#waiters.add(check);
     });
+  }
+
+  /** Lets the waiters check their condition again (or give up, when stopping). */
+  #wake(stopping = false): void {
+    for (const check of [...this.#waiters]) check(stopping);
   }
 
   /**
@@ -254,10 +327,12 @@ export class MqttSink {
       this.#diagnostics.flush();
     }
     this.#stopped = true;
-    for (const waiter of [...this.#connectWaiters]) waiter(false);
+    this.#wake(true);
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#announceTimer);
     clearTimeout(this.#meterTimer);
+    clearTimeout(this.#yieldTimer);
+    await this.#watchClient?.endAsync(true).catch(() => {});
     this.#state.cancel();
     this.#diagnostics.cancel();
     if (client === null) return;
@@ -267,7 +342,12 @@ export class MqttSink {
     }
     if (!clean) dropInFlight(client);
     await client.endAsync(!clean);
-    this.#log("info", "Disconnected from the MQTT broker");
+    this.#log("info", `Disconnected from the MQTT broker: ${this.#tally()}`);
+  }
+
+  /** What became of the readings: `12 states published, 3 superseded`. */
+  #tally(): string {
+    return `${this.stats.published} states published, ${this.stats.superseded} superseded`;
   }
 
   // ---- connection ----
@@ -304,6 +384,7 @@ export class MqttSink {
     const client = this.#createClient(options);
     this.#client = client;
     client.on("connect", () => this.#onConnect(client));
+    client.on("disconnect", (packet) => this.#takeover.disconnected(packet.reasonCode));
     client.on("close", () => this.#onClose(client));
     client.on("error", (e) => this.#onError(e));
     client.on("message", (topic, payload) => this.#onMessage(topic, payload.toString()));
@@ -313,10 +394,9 @@ export class MqttSink {
     return mqttClientOptions(this.#config, this.#topics.availability);
   }
 
-  readonly #connectWaiters = new Set<(ok: boolean) => void>();
-
   #onConnect(client: MqttClient): void {
-    for (const waiter of [...this.#connectWaiters]) waiter(true);
+    this.#takeover.connected();
+    this.#yielding = false;
     if (this.#everConnected) this.stats.reconnects++;
     const after = this.#attempts > 1 ? ` after ${this.#attempts} attempts` : "";
     this.#log("info", `Connected to the MQTT broker ${this.#brokerUrl()}${after}`);
@@ -332,10 +412,11 @@ export class MqttSink {
       }
     });
     this.#scheduleAnnounce();
+    this.#wake();
   }
 
   #onError(e: Error): void {
-    this.#failure = describeMqttError(e, this.#brokerUrl());
+    this.#failure = describeMqttError(e, this.#brokerUrl(), this.#config.credentialsFrom);
   }
 
   #onClose(client: MqttClient): void {
@@ -343,10 +424,94 @@ export class MqttSink {
     clearTimeout(this.#announceTimer);
     this.#announceTimer = undefined;
     dropInFlight(client);
+    if (this.#takeover.closed()) {
+      this.#failure = null;
+      this.#yieldToOther();
+      return;
+    }
     if (this.#failure === null && this.#attempts === 0) {
       this.#failure = { message: "MQTT connection lost", level: "warning" };
     }
     this.#scheduleReconnect();
+  }
+
+  // ---- another client with our client id ----
+
+  /**
+   * Another client took our session: instead of taking it back (and making Home Assistant
+   * see the device flap), wait, and check now and then with another client id whether the
+   * other one still holds the device's availability topic at "online".
+   */
+  #yieldToOther(): void {
+    if (!this.#yielding) {
+      this.#yielding = true;
+      this.#log(
+        "warning",
+        `Another client with the same client id "${this.#config.clientId}" took over the ` +
+          "MQTT connection: is a second smartmeter running with this config (a service and " +
+          "a manual run, or the add-on and another machine)? Not fighting it: waiting until " +
+          `it is gone (checking every ${Math.round(this.#takeoverCheckMs / 1000)} s)`,
+      );
+    }
+    clearTimeout(this.#yieldTimer);
+    this.#yieldTimer = setTimeout(() => {
+      this.#yieldTimer = undefined;
+      void this.#checkOther();
+    }, this.#takeoverCheckMs);
+  }
+
+  async #checkOther(): Promise<void> {
+    const online = await this.#otherOnline();
+    if (this.#stopped) return;
+    if (online === true) {
+      this.#log("debug", "The other client is still online: waiting");
+      this.#yieldToOther();
+      return;
+    }
+    this.#log(
+      "info",
+      online === false
+        ? "The other client with this client id is gone: connecting again"
+        : "Cannot tell whether the other client is still there: connecting again",
+    );
+    this.#connect();
+  }
+
+  /**
+   * Whether `<base>/availability` is retained "online" while we are not connected: then
+   * another client holds our session. Listens with the client id `<client id>-watch`.
+   * null when the broker could not be asked.
+   */
+  #otherOnline(): Promise<boolean | null> {
+    let options: IClientOptions;
+    try {
+      options = {
+        ...mqttClientOptions(this.#config, null),
+        clientId: `${this.#config.clientId}-watch`,
+        connectTimeout: this.#takeoverWatchMs,
+      };
+    } catch {
+      return Promise.resolve(null);
+    }
+    const watch = this.#createClient(options);
+    this.#watchClient = watch;
+    return new Promise<boolean | null>((resolve) => {
+      const done = (answer: boolean | null) => {
+        clearTimeout(timer);
+        this.#watchClient = null;
+        watch.removeAllListeners("message");
+        watch.endAsync(true).catch(() => {});
+        resolve(answer);
+      };
+      const timer = setTimeout(() => done(watch.connected ? false : null), this.#takeoverWatchMs);
+      watch.on("error", () => done(null));
+      watch.on("message", (_topic, payload) => done(payload.toString() === "online"));
+      watch.on("connect", () => {
+        watch.subscribe(this.#topics.availability, { qos: 0 }, (err) => {
+          if (err) done(null);
+        });
+      });
+    });
   }
 
   #scheduleReconnect(): void {
@@ -416,11 +581,7 @@ export class MqttSink {
 
   #sendState(r: Reading): boolean {
     if (!this.connected || this.#congested()) return false;
-    const { reading, dropped } = this.#guard.filter(r);
-    for (const line of dropped) {
-      this.#log("warning", `Energy register not published: ${line}`);
-    }
-    const json = JSON.stringify(buildState(reading));
+    const json = JSON.stringify(buildState(r));
     if (!this.#publish(this.#topics.state, json, 0, false)) return false;
     this.#lastState = json;
     this.stats.published++;
@@ -434,6 +595,8 @@ export class MqttSink {
       failed: d.failed,
       last_error: d.lastError,
       last_telegram: d.lastTelegram,
+      published: this.stats.published,
+      superseded: this.stats.superseded,
     });
     if (!this.#publish(this.#topics.diagnostics, json, 0, false)) return false;
     this.#lastDiagnostics = json;
@@ -449,10 +612,37 @@ export class MqttSink {
       client.publish(topic, payload, { qos, retain });
     } else {
       client.publish(topic, payload, { qos, retain }, (err) => {
-        if (err) this.#log("debug", `Publishing to "${topic}" failed: ${err.message}`);
+        if (err) this.#publishFailed(topic, err);
       });
     }
     return true;
+  }
+
+  /**
+   * A QoS 1 publish that did not go through. A refusal by the broker (an MQTT 5 PUBACK
+   * reason code of 0x80 or more: not authorized, topic name invalid, quota exceeded, ...)
+   * is a warning naming the topic, once per topic every 10 minutes; a publish lost with
+   * its connection is only debug (the announcement after the reconnect sends it again).
+   */
+  #publishFailed(topic: string, err: Error): void {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code !== "number" || code < 0x80) {
+      this.#log("debug", `Publishing to "${topic}" failed: ${err.message}`);
+      return;
+    }
+    const at = this.#now();
+    const last = this.#refusals.get(topic);
+    if (last !== undefined && at - last < REFUSAL_WINDOW_MS) return;
+    this.#refusals.set(topic, at);
+    const who = this.#config.user === null ? "this client" : `user "${this.#config.user}"`;
+    this.#log(
+      "warning",
+      `The MQTT broker refused to take "${topic}": ${
+        err.message.replace(/^Publish error: /, "")
+      } ` +
+        `(reason code 0x${code.toString(16)}): check that the broker's ACL lets ${who} ` +
+        "publish there",
+    );
   }
 
   /**
@@ -470,6 +660,7 @@ export class MqttSink {
         if (this.#stopped) return;
         this.#state.flush();
         this.#diagnostics.flush();
+        this.#wake();
       });
     }
     return true;
@@ -527,13 +718,9 @@ export class MqttSink {
       if (this.#device.serialNumber === null) changed = true;
       this.#device.serialNumber = r.meter_id;
     }
-    // An OMS header names the device itself (Netz OÖ AMIS: Siemens, AMIS TD-351x).
+    // An OMS header names the manufacturer itself (Netz OÖ AMIS: Siemens).
     if (this.#device.manufacturer === null && r.manufacturer !== undefined) {
       this.#device.manufacturer = r.manufacturer;
-      changed = true;
-    }
-    if (this.#device.model === null && r.model !== undefined) {
-      this.#device.model = r.model;
       changed = true;
     }
     if (this.#device.manufacturer === null && r.system_title !== null) {
@@ -542,6 +729,10 @@ export class MqttSink {
         this.#device.manufacturer = manufacturer;
         changed = true;
       }
+    }
+    if (this.#device.model === null && r.model) {
+      this.#device.model = r.model;
+      changed = true;
     }
     // The announcement after a (re)connect sends discovery anyway.
     if (changed && this.#announceTimer === undefined) this.#publishDiscovery();
@@ -588,29 +779,51 @@ export function mqttClientOptions(c: MqttConfig, willTopic: string | null): ICli
 export function describeMqttError(
   e: Error,
   brokerUrl: string,
+  credentialsFrom: MqttConfig["credentialsFrom"] = "config",
 ): { message: string; level: "warning" | "error" } {
   const code = (e as { code?: unknown }).code;
   if (typeof code === "number" && code in AUTH_REFUSALS) {
+    const fix = credentialsFrom === "supervisor"
+      ? "the user name and password came from the Home Assistant Supervisor (mqtt.host is " +
+        "empty), not from mqtt.user: restart the Mosquitto broker add-on, or set mqtt.host, " +
+        "mqtt.user and mqtt.password yourself"
+      : "check mqtt.user/mqtt.password";
     return {
-      message: `MQTT broker refused the connection: ${AUTH_REFUSALS[code]} — ` +
-        "check mqtt.user/mqtt.password",
+      message: `MQTT broker ${brokerUrl} refused the connection: ${AUTH_REFUSALS[code]} — ${fix}`,
       level: "error",
     };
   }
   if (typeof code === "number" && e.message.startsWith("Connection refused")) {
     return {
-      message: `MQTT broker refused the connection: ${e.message} (code ${code})`,
+      message: `MQTT broker ${brokerUrl} refused the connection: ${e.message} (code ${code})`,
       level: "error",
     };
   }
   return { message: `MQTT connection to ${brokerUrl} failed: ${e.message}`, level: "warning" };
 }
 
+/** The topic `smartmeter check` sends its test message to: `<base>/check`. */
+export function probeTopic(c: MqttConfig): string {
+  return `${baseTopic(c.prefix, c.deviceId)}/check`;
+}
+
+/** How a client is named in messages: `as user "meter"` or `without a user name`. */
+export function describeUser(c: MqttConfig): string {
+  return c.user === null ? "without a user name" : `as user "${c.user}"`;
+}
+
 /**
- * Connects once and disconnects (for `smartmeter check`): null when the broker took the
- * connection, else the reason it did not.
+ * For `smartmeter check`: connects once, subscribes to {@link probeTopic}, publishes a QoS 1
+ * test message there and waits up to `roundTripMs` for it to come back, then disconnects.
+ * Null when the broker took the connection and delivered the message, else the reason.
+ * A broker whose ACL refuses us drops the message in silence (MQTT 3.1.1) or refuses it
+ * in its PUBACK (MQTT 5): both are reported, naming the user and the topic.
  */
-export async function probeMqtt(c: MqttConfig, timeoutMs = 10_000): Promise<string | null> {
+export async function probeMqtt(
+  c: MqttConfig,
+  timeoutMs = 10_000,
+  roundTripMs = 5_000,
+): Promise<string | null> {
   const url = `${c.tls ? "mqtts" : "mqtt"}://${c.host}:${c.port}`;
   let options: IClientOptions;
   try {
@@ -619,22 +832,53 @@ export async function probeMqtt(c: MqttConfig, timeoutMs = 10_000): Promise<stri
     return (e as Error).message;
   }
   const client = mqtt.connect({ ...options, clientId: `${c.clientId}-check` });
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  const after = (ms: number) =>
+    new Promise<void>((resolve) => timers.push(setTimeout(resolve, ms)));
   try {
-    return await new Promise<string | null>((resolve) => {
-      const timer = setTimeout(
-        () => resolve(`No answer from the MQTT broker ${url} within ${timeoutMs / 1000} s`),
-        timeoutMs,
+    const refused = await new Promise<string | null>((resolve) => {
+      after(timeoutMs).then(() =>
+        resolve(`No answer from the MQTT broker ${url} within ${timeoutMs / 1000} s`)
       );
-      client.once("connect", () => {
-        clearTimeout(timer);
-        resolve(null);
-      });
-      client.on("error", (e) => {
-        clearTimeout(timer);
-        resolve(describeMqttError(e, url).message);
+      client.once("connect", () => resolve(null));
+      client.on("error", (e) => resolve(describeMqttError(e, url, c.credentialsFrom).message));
+    });
+    if (refused !== null) return refused;
+
+    const topic = probeTopic(c);
+    const token = `smartmeter check ${crypto.randomUUID()}`;
+    const deaf = `connected to ${url} ${describeUser(c)}, but the broker does not deliver:`;
+    const who = c.user === null ? "anonymous clients" : `user "${c.user}"`;
+    const fix = `its access control (ACL) must let ${who} publish to and read "${
+      baseTopic(c.prefix, c.deviceId)
+    }/#" (and the discovery topics under "${c.discoveryPrefix}/")`;
+    const cameBack = new Promise<boolean>((resolve) => {
+      client.on("message", (t, payload) => {
+        if (t === topic && payload.toString() === token) resolve(true);
       });
     });
+    try {
+      const granted = await client.subscribeAsync(topic, { qos: 1 });
+      if (granted.some((g) => g.qos >= 0x80)) {
+        return `${deaf} it refused the subscription to "${topic}"; ${fix}`;
+      }
+    } catch (e) {
+      return `${deaf} it refused the subscription to "${topic}" (${(e as Error).message}); ${fix}`;
+    }
+    try {
+      await client.publishAsync(topic, token, { qos: 1, retain: false });
+    } catch (e) {
+      return `${deaf} it refused the test message to "${topic}" (${(e as Error).message}); ${fix}`;
+    }
+    const back = await Promise.race([cameBack, after(roundTripMs).then(() => false)]);
+    if (!back) {
+      return `${deaf} a test message to "${topic}" did not come back within ${
+        roundTripMs / 1000
+      } s; ${fix}`;
+    }
+    return null;
   } finally {
+    for (const t of timers) clearTimeout(t);
     await client.endAsync(true).catch(() => {});
   }
 }

@@ -26,9 +26,16 @@ export function fileSource(path: string): ByteSource {
     kind: "file",
     async open(signal: AbortSignal) {
       const file = await Deno.open(path, { read: true });
+      if ((await file.stat()).size === 0) {
+        file.close();
+        throw new Error(
+          "the capture file is empty: nothing to replay (smartmeter capture records a meter's bytes)",
+        );
+      }
       const reader = file.readable.getReader();
       let hex: HexStreamDecoder | null | undefined; // undefined: not decided yet
       const text = new TextDecoder();
+      let bytes = 0;
       return new ReadableStream<Uint8Array>({
         async pull(controller) {
           if (signal.aborted) {
@@ -39,16 +46,22 @@ export function fileSource(path: string): ByteSource {
           const { value, done } = await reader.read();
           if (done) {
             if (hex) {
-              hex.push(text.decode());
+              const rest = hex.push(text.decode());
               hex.end();
+              if (rest.length > 0) controller.enqueue(rest);
+              bytes += rest.length;
             }
-            controller.close();
+            if (bytes === 0) {
+              controller.error(new Error("the capture file holds no bytes, only white space"));
+            } else controller.close();
             return;
           }
           if (hex === undefined) {
             hex = looksLikeHexText(value.subarray(0, 4096)) ? new HexStreamDecoder() : null;
           }
-          controller.enqueue(hex ? hex.push(text.decode(value, { stream: true })) : value);
+          const chunk = hex ? hex.push(text.decode(value, { stream: true })) : value;
+          bytes += chunk.length;
+          controller.enqueue(chunk);
         },
         async cancel() {
           await reader.cancel();

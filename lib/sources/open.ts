@@ -59,11 +59,18 @@ export async function sourceFromConfig(
   if (config.port.startsWith("tcp:")) {
     throw new Error(`dlms.port "${config.port}" is not a TCP address: write tcp://host:port`);
   }
+  let info: Deno.FileInfo | null = null;
   try {
-    const info = await Deno.stat(config.port);
-    if (info.isFile) return fileSource(config.port);
+    info = await Deno.stat(config.port);
   } catch {
     // Not there (yet): a USB adapter may be plugged in later. The serial source says so.
+  }
+  if (info?.isFile) return fileSource(config.port);
+  if (info?.isDirectory) {
+    throw new Error(
+      `dlms.port "${config.port}" is a directory: give the serial device (/dev/ttyUSB0, ` +
+        "/dev/serial/by-id/...), tcp://host:port or a capture file",
+    );
   }
   return serialSource(config, opts);
 }

@@ -19,7 +19,9 @@
  *
  * Root gets past TIOCEXCL (the kernel lets CAP_SYS_ADMIN through), so open() also reads
  * the flag back (TIOCGEXCL) and refuses a port another program holds exclusive, and a
- * second open from this process is refused by path.
+ * second open from this process is refused by path. A mark no other process stands behind
+ * (a reader killed on a pseudo-terminal whose other side stays open) is cleared; a port
+ * in use is refused naming the processes that have it (`holders.ts`).
  *
  * Note: a pseudo-terminal keeps the speed and stop bits it is given but forces CS8 and
  * clears PARENB (Linux `pty_set_termios`); {@link SerialPort.settings} reports what the
@@ -67,6 +69,7 @@ import {
   VTIME,
 } from "./libc.ts";
 import { BAUD_RATES } from "./baud.ts";
+import { describeHolders, deviceHolders, type Holders } from "./holders.ts";
 
 /** Parity as configured (`dlms.parity`: NONE, EVEN, ODD). */
 export type Parity = "none" | "even" | "odd";
@@ -117,7 +120,7 @@ export function serialErrorMessage(code: string, path: string, detail?: string):
       return `Permission denied on ${path}: add the user to the dialout group ` +
         `(sudo usermod -aG dialout $USER) or, under systemd, SupplementaryGroups=dialout`;
     case "EBUSY":
-      return `${path} is in use by another program: fuser -v ${path} shows which`;
+      return detail ?? `${path} is in use by another program: fuser -v ${path} shows which`;
     case "EIO":
       return `Serial port ${path} stopped working: the device was unplugged or lost power`;
     case "ENOTTY":
@@ -246,13 +249,22 @@ export class SerialPort {
     if (options.exclusive && openPaths.has(key)) throw new SerialError("EBUSY", options.path);
     const c = libc();
     const fd = c.open(cString(options.path), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0);
-    if (fd < 0) throw new SerialError(errnoName(errno()), options.path);
+    if (fd < 0) {
+      const code = errnoName(errno());
+      const detail = code === "EBUSY" ? busyMessage(options.path) : undefined;
+      throw new SerialError(code, options.path, detail);
+    }
     let port: SerialPort;
     let exclusiveSet = false;
     try {
-      // Root gets past another program's TIOCEXCL: look at the flag before touching it.
+      // Root gets past another program's TIOCEXCL: look at the flag before touching it. A
+      // mark no other process stands behind was left by a reader that died: clear it.
       if (options.exclusive && exclusiveFlag(fd) === true) {
-        throw new SerialError("EBUSY", options.path);
+        const holders = deviceHolders(options.path);
+        if (holders.readers.length > 0 || !holders.complete) {
+          throw new SerialError("EBUSY", options.path, busyMessage(options.path, holders));
+        }
+        check("ioctl(TIOCNXCL)", c.ioctl(fd, BigInt(TIOCNXCL), 0n));
       }
       configure(fd, options);
       if (options.exclusive) {
@@ -410,6 +422,30 @@ export class SerialPort {
     if (this.#io.closed) throw new SerialError("EBADF", this.path);
     return this.#io.fd;
   }
+}
+
+/**
+ * Why an exclusive port cannot be opened: the programs that have it open, or, when none
+ * can be seen, what a stale mark on a pseudo-terminal is and how to get rid of it.
+ */
+function busyMessage(path: string, holders: Holders = deviceHolders(path)): string {
+  if (holders.readers.length > 0) {
+    return `${path} is in use by another program (${
+      describeHolders(holders.readers)
+    }): stop it, or see fuser -v ${path}`;
+  }
+  const creator = holders.creators.length > 0
+    ? ` (it was created by ${describeHolders(holders.creators)})`
+    : "";
+  const stale = "a reader that ended without closing it left the mark, which a " +
+    "pseudo-terminal keeps while its other side is open";
+  if (holders.complete) {
+    return `${path} is marked for exclusive use (TIOCEXCL) but no other program has it ` +
+      `open: ${stale}${creator}: restart the program that created it`;
+  }
+  return `${path} is marked for exclusive use (TIOCEXCL): another program has it open, or ` +
+    `${stale}${creator}: fuser -v ${path} shows a program that has it; if none does, ` +
+    "restart the program that created the pseudo-terminal";
 }
 
 /** The tty's exclusive flag (TIOCGEXCL); undefined where the ioctl is missing. */

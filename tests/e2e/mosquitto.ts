@@ -59,6 +59,8 @@ export interface Certificates {
 export interface BrokerOptions {
   /** User name → password; anonymous access is refused when given. */
   users?: Record<string, string>;
+  /** The text of an ACL file (`user NAME`, `topic read|write|readwrite PATTERN`). */
+  acl?: string;
   /** A TLS listener instead of plain TCP. */
   tls?: {
     certs: Certificates;
@@ -75,6 +77,10 @@ export interface Broker {
   start(): Promise<void>;
   /** Kills Mosquitto and waits until it exited. */
   stop(): Promise<void>;
+  /** Freezes Mosquitto (SIGSTOP): connections stay open, nothing is read or answered. */
+  pause(): void;
+  /** Lets a paused Mosquitto run again (SIGCONT). */
+  resume(): void;
   /** `stop()`, then removes the temporary directory. */
   close(): Promise<void>;
   /** Mosquitto's log, for failure messages. */
@@ -216,6 +222,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   } else {
     lines.push("allow_anonymous true");
   }
+  if (options.acl !== undefined) {
+    await Deno.writeTextFile(`${dir}/acl`, options.acl);
+    lines.push(`acl_file ${dir}/acl`);
+  }
   if (options.tls !== undefined) {
     const { certs, requireCertificate, wrongHost } = options.tls;
     lines.push(
@@ -259,11 +269,18 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       if (c === null) return;
       child = null;
       try {
+        c.kill("SIGCONT"); // a paused broker could not act on the SIGTERM
         c.kill("SIGTERM");
       } catch {
         // already exited
       }
       await c.status;
+    },
+    pause() {
+      child?.kill("SIGSTOP");
+    },
+    resume() {
+      child?.kill("SIGCONT");
     },
     async close() {
       await broker.stop();
