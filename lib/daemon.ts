@@ -208,7 +208,7 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
         "a restart the first telegrams are trusted again",
     );
   }
-  const { counters, energy: guard } = state.restored;
+  const { counters, energy: guard, access } = state.restored;
 
   let sink: ReadingSink | null = null;
   if (useMqtt) {
@@ -286,6 +286,7 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
     authKey: config.authKey,
     meterType: parseMeterType(config.meterType),
     counters,
+    accessGuard: access,
   });
   model.decoderStats = decoder.stats;
   const folder = new RepeatFolder();

@@ -11,6 +11,8 @@
  *   "salt": "<16 random bytes, hex>",
  *   "key_id": "<8 bytes of HMAC-SHA-256 under dlms.key of 'smartmeter key id' ‖ salt, hex>",
  *   "frame_counters": { "<system title, hex>": 701 },
+ *   "oms_access": { "version": 1, "meters": { "<OMS address, hex>": { "access": 12,
+ *                   "clock": <meter time, s> } } },
  *   "energy": { "meter_id": "…", "system_title": "…",
  *               "registers": { "energy_import_wh": { "value": 1234567, "at": <ms> } } }
  * }
@@ -22,7 +24,8 @@
  * - **Nothing secret.** The key id is a keyed hash under a random salt, cut to 8 bytes: it
  *   only tells whether `dlms.key` is still the key the counters were recorded under. When
  *   it is not (the operator re-keyed the meter, which may restart its counter), the frame
- *   counters start afresh; the energy baselines stay, since they do not depend on the key.
+ *   counters and OMS access numbers start afresh; the energy baselines stay, since they do
+ *   not depend on the key.
  * - **Never fatal.** A missing file is the first start. An unreadable or damaged file, or
  *   a directory that cannot be written, is reported once and the program carries on with
  *   what it has in memory.
@@ -34,6 +37,7 @@
 
 import { fromHex, toHex } from "./bytes.ts";
 import { CounterGuard } from "./dlms/counter.ts";
+import { AccessGuard } from "./oms/access.ts";
 import { EnergyGuard } from "./homeassistant/guard.ts";
 import type { Log } from "./log.ts";
 
@@ -48,6 +52,8 @@ const KEY_ID_BYTES = 8;
 export interface RestoredState {
   counters: CounterGuard;
   energy: EnergyGuard;
+  /** The OMS replay guard (Netz OÖ AMIS): access numbers and meter times. */
+  access: AccessGuard;
 }
 
 /** The key id of `key` under `salt`; null without a key. */
@@ -97,6 +103,7 @@ export class StateFile {
     const fresh = (): RestoredState => ({
       counters: new CounterGuard(),
       energy: new EnergyGuard(),
+      access: new AccessGuard(),
     });
     if (dir === null) {
       const file = new StateFile(null, new Uint8Array(0), null, log);
@@ -159,6 +166,13 @@ export class StateFile {
         }
       }
     }
+    if (data.oms_access !== undefined && data.key_id === id) {
+      try {
+        restored.access = AccessGuard.fromJSON(data.oms_access);
+      } catch (e) {
+        log.warning(`The state file ${path}: OMS access numbers ignored (${describe(e)})`);
+      }
+    }
     if (data.energy !== undefined) {
       try {
         restored.energy = EnergyGuard.fromJSON(data.energy);
@@ -168,8 +182,11 @@ export class StateFile {
     }
     const titles = Object.keys(restored.counters.toJSON()).length;
     const registers = Object.keys(restored.energy.toJSON().registers).length;
+    const oms = restored.access.size;
     log.info(
-      `State from ${path}: frame counters of ${titles} meter(s), ${registers} energy register(s)`,
+      `State from ${path}: frame counters of ${titles} meter(s), ${
+        oms > 0 ? `access numbers of ${oms} OMS meter(s), ` : ""
+      }${registers} energy register(s)`,
     );
     return { file, restored };
   }
@@ -187,6 +204,7 @@ export class StateFile {
         salt: toHex(this.salt),
         key_id: this.keyId,
         frame_counters: state.counters.toJSON(),
+        oms_access: state.access.toJSON(),
         energy: state.energy.toJSON(),
       },
       null,
