@@ -167,6 +167,94 @@ export function summaryLine(from: Tally, to: Tally): string {
   } superseded (newer ones replaced them within the publish interval or while MQTT was slow or away)`;
 }
 
+/** What to log when the input's health changes to `next`. */
+export function healthLine(
+  next: Health,
+  ctx: { source: string; seconds: number; searching: boolean; lastError?: string | null },
+): string {
+  const { source, seconds } = ctx;
+  switch (next) {
+    case "ok":
+      return "Telegrams are decoding again";
+    case "no-bytes":
+      return `No bytes from ${source} for ${seconds} s: check the cable or the IR head's position, and that the grid operator has enabled the customer interface`;
+    case "no-frames":
+      return `Bytes arrive from ${source} but no frame in ${seconds} s: check the baud rate and parity (or set dlms.baudrate: auto)`;
+    case "no-telegrams":
+      if (ctx.searching) {
+        return `The meter searches for its reader (M-Bus SND_NKE, Netz OÖ AMIS) and is answered, but sends no data in ${seconds} s: check that the IR head sits straight on the optical port (it must send, not only receive), that the terminal cover is closed (no S1 on the display) and that nothing else answers on the port`;
+      }
+      return `Frames arrive but no telegram decoded in ${seconds} s; last error: ${
+        ctx.lastError ?? "none"
+      }`;
+  }
+}
+
+/**
+ * The MQTT sink for the config (the broker asked from the Supervisor when `mqtt.host` is
+ * empty inside the add-on), started; or exit status 78 when it cannot be set up.
+ */
+async function openMqttSink(
+  opts: DaemonOptions,
+  model: StatusModel,
+): Promise<ReadingSink | number> {
+  const { logger } = opts;
+  const log = logger.get("smartmeter");
+  const mqttConfig = { ...opts.config.mqtt };
+  if (mqttConfig.host === "") {
+    const token = opts.env?.SUPERVISOR_TOKEN;
+    if (!token) {
+      log.error("mqtt.host is empty and no Home Assistant Supervisor is there to ask");
+      return 78;
+    }
+    try {
+      const s = await supervisorMqtt(token, opts.env?.SUPERVISOR_URL ?? "http://supervisor");
+      mqttConfig.host = s.host;
+      mqttConfig.port = s.port;
+      mqttConfig.tls = s.ssl;
+      mqttConfig.user = s.username;
+      mqttConfig.password = s.password;
+      mqttConfig.credentialsFrom = "supervisor";
+      log.info(`MQTT broker from the Supervisor: ${s.host}:${s.port}`);
+      const secrets = logger.options.redact;
+      if (s.password && secrets) {
+        // The Supervisor's password joins the secrets that never reach the log.
+        logger.options.redact = (line) => secrets(line).replaceAll(s.password!, "***");
+      }
+    } catch (e) {
+      log.error(`${(e as Error).message}`);
+      return 78;
+    }
+  }
+  const sinkOptions: MqttSinkOptions = {
+    config: mqttConfig,
+    device: {
+      deviceId: mqttConfig.deviceId,
+      name: mqttConfig.name,
+      prefix: mqttConfig.prefix,
+      discoveryPrefix: mqttConfig.discoveryPrefix,
+      manufacturer: null,
+      model: null,
+      serialNumber: null,
+      swVersion: opts.version,
+      supportUrl: PROJECT_URL,
+    },
+    log: ((mqttLog: Log) => (level, msg) => mqttLog[level](msg))(log.child("mqtt")),
+  };
+  const sink = (opts.createSink ?? ((o) => new MqttSink(o)))(sinkOptions);
+  sink.start();
+  const broker = `${mqttConfig.host}:${mqttConfig.port}`;
+  model.mqtt = () => ({
+    state: sink.connected ? "connected" : "disconnected",
+    broker,
+    ...(sink.stats === undefined ? {} : {
+      published: sink.stats.published,
+      superseded: sink.stats.superseded,
+    }),
+  });
+  return sink;
+}
+
 /** Runs until the signal aborts (or a replayed file ends); resolves to the exit status. */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const status = opts.status ?? new StatusModel({ version: opts.version });
@@ -212,59 +300,9 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
 
   let sink: ReadingSink | null = null;
   if (useMqtt) {
-    const mqttConfig = { ...config.mqtt };
-    if (mqttConfig.host === "") {
-      const token = opts.env?.SUPERVISOR_TOKEN;
-      if (!token) {
-        log.error("mqtt.host is empty and no Home Assistant Supervisor is there to ask");
-        return 78;
-      }
-      try {
-        const s = await supervisorMqtt(token, opts.env?.SUPERVISOR_URL ?? "http://supervisor");
-        mqttConfig.host = s.host;
-        mqttConfig.port = s.port;
-        mqttConfig.tls = s.ssl;
-        mqttConfig.user = s.username;
-        mqttConfig.password = s.password;
-        mqttConfig.credentialsFrom = "supervisor";
-        log.info(`MQTT broker from the Supervisor: ${s.host}:${s.port}`);
-        const secrets = logger.options.redact;
-        if (s.password && secrets) {
-          // The Supervisor's password joins the secrets that never reach the log.
-          logger.options.redact = (line) => secrets(line).replaceAll(s.password!, "***");
-        }
-      } catch (e) {
-        log.error(`${(e as Error).message}`);
-        return 78;
-      }
-    }
-    const sinkOptions: MqttSinkOptions = {
-      config: mqttConfig,
-      device: {
-        deviceId: mqttConfig.deviceId,
-        name: mqttConfig.name,
-        prefix: mqttConfig.prefix,
-        discoveryPrefix: mqttConfig.discoveryPrefix,
-        manufacturer: null,
-        model: null,
-        serialNumber: null,
-        swVersion: opts.version,
-        supportUrl: PROJECT_URL,
-      },
-      log: ((mqttLog: Log) => (level, msg) => mqttLog[level](msg))(log.child("mqtt")),
-    };
-    sink = (opts.createSink ?? ((o) => new MqttSink(o)))(sinkOptions);
-    sink.start();
-    const mqttSink = sink;
-    const broker = `${mqttConfig.host}:${mqttConfig.port}`;
-    model.mqtt = () => ({
-      state: mqttSink.connected ? "connected" : "disconnected",
-      broker,
-      ...(mqttSink.stats === undefined ? {} : {
-        published: mqttSink.stats.published,
-        superseded: mqttSink.stats.superseded,
-      }),
-    });
+    const opened = await openMqttSink(opts, model);
+    if (typeof opened === "number") return opened;
+    sink = opened;
   }
 
   let source: ByteSource;
@@ -392,34 +430,14 @@ async function runPipeline(opts: DaemonOptions, model: StatusModel): Promise<num
     mark = { ...decoder.stats };
     if (next === health) return;
     const seconds = Math.round((opts.healthEveryMs ?? 60_000) / 1000);
-    switch (next) {
-      case "ok":
-        log.info("Telegrams are decoding again");
-        break;
-      case "no-bytes":
-        log.warning(
-          `No bytes from ${source.description} for ${seconds} s: check the cable or the IR head's position, and that the grid operator has enabled the customer interface`,
-        );
-        break;
-      case "no-frames":
-        log.warning(
-          `Bytes arrive from ${source.description} but no frame in ${seconds} s: check the baud rate and parity (or set dlms.baudrate: auto)`,
-        );
-        break;
-      case "no-telegrams":
-        if (searching) {
-          log.warning(
-            `The meter searches for its reader (M-Bus SND_NKE, Netz OÖ AMIS) and is answered, but sends no data in ${seconds} s: check that the IR head sits straight on the optical port (it must send, not only receive), that the terminal cover is closed (no S1 on the display) and that nothing else answers on the port`,
-          );
-          break;
-        }
-        log.warning(
-          `Frames arrive but no telegram decoded in ${seconds} s; last error: ${
-            decoder.stats.lastError ?? "none"
-          }`,
-        );
-        break;
-    }
+    const line = healthLine(next, {
+      source: source.description,
+      seconds,
+      searching,
+      lastError: decoder.stats.lastError,
+    });
+    if (next === "ok") log.info(line);
+    else log.warning(line);
     health = next;
   }, opts.healthEveryMs ?? 60_000);
 
