@@ -217,7 +217,7 @@ async function sampleWindow(watched: Watched[], seconds: number): Promise<Footpr
   const rssMax = first.map((f) => f.mem.rssKb);
   let last = first.map((f) => f.mem);
   for (let i = 0; i < seconds; i++) {
-    await sleep(t0 + (i + 1) * 1000 - performance.now());
+    await sleep(Math.max(0, t0 + (i + 1) * 1000 - performance.now()));
     last = watched.map((w) => procMemory(w.pid));
     last.forEach((m, j) => rssMax[j] = Math.max(rssMax[j]!, m.rssKb));
   }
@@ -340,7 +340,7 @@ async function idleRun(
           telegrams++;
           const due = first + k * plan.idlePushSeconds * 1000;
           while (!stopped && performance.now() < due) {
-            await sleep(Math.min(100, due - performance.now()));
+            await sleep(Math.max(0, Math.min(100, due - performance.now())));
           }
         }
       })());
