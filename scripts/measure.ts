@@ -30,8 +30,9 @@
  *    replayed as fast as the daemon reads (publish_interval 0, MQTT on): RSS when the
  *    reader has passed 10k, 50k and 100k telegrams (its file position, from
  *    /proc/<pid>/fdinfo), the states a subscriber received, wall time and telegrams/s.
- * 3. **Latency.** 200 telegrams written into the pseudo-terminal 100 ms apart: time from
- *    the write of a telegram's last byte to its state message at a subscriber.
+ * 3. **Latency.** 60 telegrams written into the pseudo-terminal 1 s apart (the fastest
+ *    meters push once a second): time from the write of a telegram's last byte to its
+ *    state message at a subscriber.
  * 4. **Start-up.** Spawn → port open (log line), → MQTT online, → first state, with a
  *    telegram written every 50 ms from the start.
  *
@@ -77,6 +78,7 @@ interface Plan {
   bulkTelegrams: number;
   bulkMarks: number[];
   latencyTelegrams: number;
+  latencyGapMs: number;
   startupRuns: number;
 }
 
@@ -85,7 +87,8 @@ const FULL: Plan = {
   idlePushSeconds: 5,
   bulkTelegrams: 100_000,
   bulkMarks: [10_000, 50_000, 100_000],
-  latencyTelegrams: 200,
+  latencyTelegrams: 60,
+  latencyGapMs: 1000,
   startupRuns: 5,
 };
 
@@ -94,7 +97,8 @@ const QUICK: Plan = {
   idlePushSeconds: 5,
   bulkTelegrams: 5_000,
   bulkMarks: [1_000, 2_500, 5_000],
-  latencyTelegrams: 30,
+  latencyTelegrams: 10,
+  latencyGapMs: 1000,
   startupRuns: 2,
 };
 
@@ -655,7 +659,7 @@ async function latency(
   dir: string,
   opts: Options,
 ): Promise<string[]> {
-  log(`latency: ${plan.latencyTelegrams} telegrams, 100 ms apart`);
+  log(`latency: ${plan.latencyTelegrams} telegrams, ${plan.latencyGapMs} ms apart`);
   const pty = PseudoTerminal.open();
   const sim = await meterSimulator();
   const config = await writeConfig(dir, daemonConfig(pty.path, broker.port), "latency.yaml");
@@ -672,7 +676,7 @@ async function latency(
       const t = await sim.next(new Date());
       await pty.write(t.bytes, 2_000);
       writes.push({ at: performance.now(), values: { ...t.values } });
-      await sleep(100);
+      await sleep(plan.latencyGapMs);
     }
     await waitUntil(
       () => watcher.on(STATE).length >= base + plan.latencyTelegrams,
@@ -694,7 +698,7 @@ async function latency(
     return [
       `### Latency: last byte written into the pty → state message at a subscriber`,
       "",
-      `${plan.latencyTelegrams} telegrams, 100 ms apart; ${delays.length} matched${
+      `${plan.latencyTelegrams} telegrams, ${plan.latencyGapMs} ms apart; ${delays.length} matched${
         missed > 0 ? `, ${missed} not received` : ""
       }. The pty has no baud-rate delay: at a real 2400 baud the 284-byte push itself takes ~1.2 s on the wire.`,
       "",

@@ -1,7 +1,7 @@
 /**
  * A slow line through a USB serial adapter: the meter's push arrives a few bytes at a time
  * (an FTDI chip sends what it has every 16 ms; at 2400 baud that is 4 bytes). Read as it
- * comes, every USB packet would wake the daemon (issue 13: 33 wake-ups a second at one
+ * comes, every USB packet would wake the daemon (issue 13: 44 wake-ups a second at one
  * push every 5 s). `SerialPort.readable()` lets the bytes gather for
  * {@link READ_COALESCE_MS} after a read that got some, so a push is read in a few chunks,
  * each still soon after its bytes arrived.
