@@ -1,11 +1,14 @@
 /**
  * The released binary's sandbox: the permission flags baked in by the `compile:*` tasks of
- * deno.json must be enough for every command, and no more than the program uses.
+ * deno.json must be enough for every command, and no more than the program uses; the V8
+ * flags baked in with them (heap limits, lite mode) must not break any command.
  *
  * The compile runtime (denort) cannot be downloaded on every machine, so the program runs
- * from source with exactly the task's permission flags (`deno run <flags> main.ts ...`,
- * never `-A`). Any NotCapable or PermissionDenied fails the test: a missing permission
- * breaks CI, not a user's Raspberry Pi. CI also compiles and runs the real binary.
+ * from source with exactly the task's permission and V8 flags (`deno run <flags>
+ * --v8-flags=<flags> main.ts ...`, never `-A`). Any NotCapable or PermissionDenied fails
+ * the test: a missing permission breaks CI, not a user's Raspberry Pi; so does a V8 flag
+ * that V8 does not know or that breaks a command. CI also compiles and runs the real
+ * binary.
  */
 
 import { deepEqual, equal, fail, match, ok as assert } from "node:assert/strict";
@@ -26,6 +29,8 @@ const x86 = tasks.find((t) => t.arch === "x86_64");
 if (x86 === undefined) throw new Error("deno.json has no compile:x86_64 task");
 /** The flags every run below uses: exactly what the binary gets. */
 const FLAGS = x86.permissionFlags;
+/** The V8 flags as `deno run` takes them (none: V8's defaults). */
+const V8_FLAGS = x86.v8Flags.length > 0 ? [`--v8-flags=${x86.v8Flags.join(",")}`] : [];
 
 const fixture = JSON.parse(
   await Deno.readTextFile(
@@ -61,13 +66,13 @@ interface Running {
   done: Promise<Run>;
 }
 
-/** Starts `deno run <FLAGS> main.ts ...args` in a clean environment. */
+/** Starts `deno run <FLAGS> <V8_FLAGS> main.ts ...args` in a clean environment. */
 function spawnSandboxed(
   args: string[],
   opts: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Running {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...FLAGS, "main.ts", ...args],
+    args: ["run", ...FLAGS, ...V8_FLAGS, "main.ts", ...args],
     cwd: ROOT,
     clearEnv: true,
     env: childEnv(opts.env),
@@ -100,7 +105,7 @@ function spawnSandboxed(
   return { kill, done };
 }
 
-/** Runs `deno run <FLAGS> main.ts ...args` to its end. */
+/** Runs `deno run <FLAGS> <V8_FLAGS> main.ts ...args` to its end. */
 function runSandboxed(
   args: string[],
   opts: { env?: Record<string, string>; timeoutMs?: number } = {},
@@ -248,6 +253,22 @@ Deno.test("compile tasks build both Linux targets into dist/ with the same permi
     deepEqual(t.v8Flags, x86.v8Flags, `${t.name}'s V8 flags differ from compile:x86_64`);
     assert(t.args.includes("--frozen"), `${t.name}: the lockfile must decide the dependencies`);
   }
+});
+
+Deno.test("the documented deno run lines of the daemon carry the compile tasks' V8 flags", async () => {
+  // Running from source should hold the memory the figures in the README were measured
+  // with: the same V8 flags as the binary, written the same way.
+  let found = 0;
+  for (const file of ["README.md", "addon/DOCS.md"]) {
+    const text = await Deno.readTextFile(`${ROOT}${file}`);
+    for (const line of text.split("\n")) {
+      if (!/\bdeno run\b.*\bmain\.ts (?:run|check)\b/.test(line)) continue;
+      found++;
+      const given = line.split(/\s+/).filter((w) => w.startsWith("--v8-flags="));
+      deepEqual(given, V8_FLAGS, `${file}: ${line.trim()}`);
+    }
+  }
+  assert(found > 0, "no documented `deno run ... main.ts run` line");
 });
 
 Deno.test("compile tasks never prompt and grant nothing blanket or unused", () => {

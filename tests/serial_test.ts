@@ -526,8 +526,18 @@ async function settleTime<T>(
 }
 
 /** Descriptors this process holds open. */
-function openDescriptors(): number {
-  return [...Deno.readDirSync("/proc/self/fd")].length;
+/**
+ * This process's descriptors as `fd → what it points at` (`pipe:[1234]`, `/dev/pts/3`).
+ * Pipes carry their inode, so a number another test reuses meanwhile is told apart.
+ */
+function descriptorTargets(): Set<string> {
+  const out = new Set<string>();
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      out.add(`${e.name} → ${Deno.readLinkSync(`/proc/self/fd/${e.name}`)}`);
+    } catch { /* closed meanwhile */ }
+  }
+  return out;
 }
 
 Deno.test({
@@ -647,16 +657,24 @@ Deno.test({
   name: "SerialPort.close() releases every descriptor, the wake pipes included",
   ignore: !hasPty,
   async fn() {
-    const before = openDescriptors();
+    // Other test files may open and close descriptors meanwhile (they share the process
+    // under --parallel): look only at the ones the port and the pseudo-terminal opened.
+    const before = descriptorTargets();
+    let ours: string[] = [];
     await withPort({}, async (pty, port) => {
       const reads = [port.read(new Uint8Array(16), 30_000), pty.read(new Uint8Array(16), 30_000)];
       await sleep(50);
-      assert(openDescriptors() > before, "the pair holds descriptors while open");
+      ours = [...descriptorTargets()].filter((d) =>
+        !before.has(d) && /→ (pipe:|\/dev\/pts\/|\/dev\/ptmx)/.test(d)
+      );
+      assert(ours.length >= 4, `the pair holds descriptors while open: ${ours.join(", ")}`);
       port.close();
       pty.close();
       for (const read of reads) await rejects(read, SerialError);
     });
-    equal(openDescriptors(), before);
+    const after = descriptorTargets();
+    const left = ours.filter((d) => after.has(d));
+    equal(left.length, 0, `still open: ${left.join(", ")}`);
   },
 });
 

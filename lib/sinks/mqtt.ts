@@ -756,6 +756,8 @@ export function mqttClientOptions(c: MqttConfig, willTopic: string | null): ICli
     connectTimeout: CONNECT_TIMEOUT_MS,
     queueQoSZero: false,
     resubscribe: false,
+    // Without it, mqtt-packet keeps 65,536 pre-built message-id Buffers (~11 MB resident).
+    writeCache: false,
   };
   if (willTopic !== null) {
     options.will = { topic: willTopic, payload: "offline", qos: 1, retain: true };

@@ -8,7 +8,8 @@
  *  Smartmeter.spawn(args)  ── spawn ────────────▶   stdout, stderr ──▶ collected as text
  *  .signal("SIGTERM")      ── kill(2) ──────────▶   waitFor(/pattern/) polls the text
  *  Subscriber.open(port)   ◀── MQTT (Mosquitto) ──  publishes state, availability, ...
- *  procMemory(pid), procCpuSeconds(pid), procFilePosition(pid, path): /proc/<pid>/...
+ *  procMemory(pid), procCpuSeconds(pid), procThreads(pid), procFilePosition(pid, path):
+ *                                                 /proc/<pid>/...
  * ```
  *
  * The child gets a small, fixed environment (PATH, HOME, Deno's cache directories), so
@@ -236,13 +237,21 @@ export class Smartmeter implements AsyncDisposable {
 
 // ---- /proc ----
 
-/** Resident memory of a process, KiB: now (VmRSS) and its peak (VmHWM). */
+/**
+ * Resident memory of a process, KiB: now (VmRSS) and its peak (VmHWM), and VmRSS split
+ * into anonymous pages (RssAnon: heaps, stacks; the program's own memory), file-backed
+ * pages (RssFile: the mapped executable and libraries; clean, shared with other processes
+ * of the same file, reclaimable) and shared memory (RssShmem).
+ */
 export interface ProcMemory {
   rssKb: number;
   hwmKb: number;
+  anonKb: number;
+  fileKb: number;
+  shmemKb: number;
 }
 
-/** Reads VmRSS and VmHWM from /proc/<pid>/status. */
+/** Reads VmRSS, VmHWM, RssAnon, RssFile and RssShmem from /proc/<pid>/status. */
 export function procMemory(pid: number): ProcMemory {
   const text = Deno.readTextFileSync(`/proc/${pid}/status`);
   const field = (name: string): number => {
@@ -250,7 +259,49 @@ export function procMemory(pid: number): ProcMemory {
     if (!m) throw new Error(`/proc/${pid}/status has no ${name} line`);
     return Number(m[1]);
   };
-  return { rssKb: field("VmRSS"), hwmKb: field("VmHWM") };
+  return {
+    rssKb: field("VmRSS"),
+    hwmKb: field("VmHWM"),
+    anonKb: field("RssAnon"),
+    fileKb: field("RssFile"),
+    shmemKb: field("RssShmem"),
+  };
+}
+
+/** One thread of a process, from /proc/<pid>/task/<tid>/. */
+export interface ProcThread {
+  tid: number;
+  /** The thread's name (`comm`), e.g. "tokio-runtime-w" or "V8 DefaultWorke". */
+  name: string;
+  /** CPU time on the clock, ns (schedstat: finer than the clock ticks of /proc/<pid>/stat). */
+  cpuNs: number;
+  /** Times it went to sleep by itself: each one ended a wake-up. */
+  voluntary: number;
+  /** Times the scheduler took the CPU from it (grows with the machine's load). */
+  involuntary: number;
+}
+
+/** The threads of a process now; threads that end meanwhile are left out. */
+export function procThreads(pid: number): ProcThread[] {
+  const threads: ProcThread[] = [];
+  for (const e of Deno.readDirSync(`/proc/${pid}/task`)) {
+    const dir = `/proc/${pid}/task/${e.name}`;
+    try {
+      const status = Deno.readTextFileSync(`${dir}/status`);
+      const count = (name: string) =>
+        Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1]);
+      threads.push({
+        tid: Number(e.name),
+        name: Deno.readTextFileSync(`${dir}/comm`).trim(),
+        cpuNs: Number(Deno.readTextFileSync(`${dir}/schedstat`).split(" ")[0]),
+        voluntary: count("voluntary_ctxt_switches"),
+        involuntary: count("nonvoluntary_ctxt_switches"),
+      });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return threads;
 }
 
 /** Clock ticks per second of /proc/<pid>/stat times (sysconf(_SC_CLK_TCK)). */
