@@ -883,3 +883,20 @@ Deno.test("DayEnergy starts again after a silent midnight and after a register w
   d.update(morning + 180_000, 25, 0);
   equal(d.get()!.importWh, 20);
 });
+
+Deno.test("EventHub keeps its keep-alive timer only while a stream is open (an idle server wakes nobody)", async () => {
+  const hub = new EventHub({ heartbeatMs: 20 });
+  try {
+    equal(hub.beating, false, "no stream, no timer");
+    const stream = hub.open("")!;
+    equal(hub.beating, true);
+    const reader = stream.getReader();
+    await reader.read(); // the retry line
+    const beat = new TextDecoder().decode((await reader.read()).value);
+    equal(beat, ": keep-alive\n\n");
+    await reader.cancel();
+    equal(hub.beating, false, "the last stream gone, the timer stops");
+  } finally {
+    hub.close();
+  }
+});

@@ -8,7 +8,8 @@
  *                                              │ client is too slow and is dropped
  *  new client, MAX_CLIENTS open ─▶ the client with the longest queue is dropped for it;
  *                                  when none is behind, the newcomer gets 503
- *  every HEARTBEAT_MS ─▶ ": keep-alive" (proxies close idle streams; dead peers show)
+ *  every HEARTBEAT_MS ─▶ ": keep-alive" (proxies close idle streams; dead peers show),
+ *                        only while a stream is open
  * ```
  *
  * Enqueueing is synchronous and bounded: a client that does not read costs at most
@@ -56,7 +57,9 @@ export class EventHub {
   readonly #maxClients: number;
   readonly #maxQueued: number;
   readonly #log: (msg: string) => void;
-  readonly #heartbeat: ReturnType<typeof setInterval>;
+  readonly #heartbeatMs: number;
+  /** Runs only while a stream is open: an idle server wakes nobody. */
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
   /** Clients dropped for being slow, or to make room. */
   dropped = 0;
   #closed = false;
@@ -65,9 +68,27 @@ export class EventHub {
     this.#maxClients = opts.maxClients ?? MAX_CLIENTS;
     this.#maxQueued = opts.maxQueuedBytes ?? MAX_QUEUED_BYTES;
     this.#log = opts.log ?? (() => {});
-    this.#heartbeat = setInterval(() => this.#send(HEARTBEAT), opts.heartbeatMs ?? HEARTBEAT_MS);
+    this.#heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
+  }
+
+  /** Whether the keep-alive timer runs (only while a stream is open). */
+  get beating(): boolean {
+    return this.#heartbeat !== undefined;
+  }
+
+  #add(c: Client): void {
+    this.#clients.add(c);
+    if (this.#heartbeat !== undefined) return;
+    this.#heartbeat = setInterval(() => this.#send(HEARTBEAT), this.#heartbeatMs);
     // The heartbeat alone never keeps the process alive.
     Deno.unrefTimer(Number(this.#heartbeat));
+  }
+
+  #remove(c: Client): void {
+    this.#clients.delete(c);
+    if (this.#clients.size > 0) return;
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
   }
 
   /** Streams open now. */
@@ -99,11 +120,11 @@ export class EventHub {
           // desiredSize = highWaterMark − bytes queued
           queued: () => hwm - (controller.desiredSize ?? hwm),
         };
-        this.#clients.add(client);
+        this.#add(client);
         controller.enqueue(encoder.encode(`retry: 5000\n\n${first}`));
       },
       cancel: () => {
-        if (client) this.#clients.delete(client);
+        if (client) this.#remove(client);
       },
     }, new ByteLengthQueuingStrategy({ highWaterMark: hwm }));
   }
@@ -123,13 +144,13 @@ export class EventHub {
       try {
         c.controller.enqueue(bytes);
       } catch {
-        this.#clients.delete(c);
+        this.#remove(c);
       }
     }
   }
 
   #drop(c: Client, why: string): void {
-    this.#clients.delete(c);
+    this.#remove(c);
     this.dropped++;
     this.#log(`Event stream dropped: ${why}`);
     try {
@@ -143,9 +164,8 @@ export class EventHub {
   /** Ends every stream and stops the heartbeat. */
   close(): void {
     this.#closed = true;
-    clearInterval(this.#heartbeat);
     for (const c of [...this.#clients]) {
-      this.#clients.delete(c);
+      this.#remove(c);
       try {
         c.controller.close();
       } catch {
