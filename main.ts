@@ -18,9 +18,10 @@ export const VERSION: string = denoJson.version;
 const USAGE = `smartmeter ${VERSION}: smart meter customer interface → MQTT / Home Assistant
 
 Usage:
-  smartmeter [run] [--config FILE] [--json] [--no-mqtt] [--http HOST:PORT]
+  smartmeter [run] [--config FILE] [--json] [--no-mqtt] [--http HOST:PORT] [--state-dir DIR]
                      the daemon: meter → MQTT with Home Assistant discovery
-                     (--http: also a web page, JSON API and metrics)
+                     (--http: also a web page, JSON API and metrics; SIGHUP reloads
+                     the config)
   smartmeter check [--config FILE] [--seconds N]
                      validate the config, listen for a telegram, try the broker
   smartmeter decode [--key HEX] [--auth-key HEX] [--meter-type NAME] [--binary] [--explain] [FILE|-]

@@ -19,17 +19,11 @@ import { PseudoTerminal } from "../lib/sources/pty.ts";
 import { readResilient, writeReplies } from "../lib/sources/source.ts";
 import { tcpSource } from "../lib/sources/tcp.ts";
 import { fixture } from "./fixtures.ts";
+import { hasPseudoTerminals } from "./pty_support.ts";
 
 const KEY = Uint8Array.from({ length: 16 }, (_, i) => 0x11 * (i % 16));
 const KEY_HEX = toHex(KEY);
-const hasPty = (() => {
-  try {
-    Deno.statSync("/dev/ptmx");
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasPty = hasPseudoTerminals("amis_line_test.ts");
 
 /** Resolves once `cond()` holds; fails naming `what` after `timeoutMs`. */
 async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {

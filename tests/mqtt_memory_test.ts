@@ -11,7 +11,7 @@ import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient, Packet } from "mqtt";
 import { mqttClientOptions, type MqttConfig, MqttSink } from "../lib/sinks/mqtt.ts";
-import { brokerMissing, startBroker } from "./e2e/mosquitto.ts";
+import { brokerMissing, mqttTestConfig, startBroker } from "./e2e/mosquitto.ts";
 import { tuneBroker } from "../scripts/harness.ts";
 
 const missing = brokerMissing();
@@ -21,25 +21,7 @@ if (missing !== null) console.log(`mqtt_memory_test.ts: ${missing}`);
 const MESSAGE_IDS = 65_535;
 
 function config(port: number): MqttConfig {
-  return {
-    host: "127.0.0.1",
-    port,
-    user: null,
-    password: null,
-    keepalive: 60,
-    prefix: "",
-    deviceId: "smartmeter",
-    name: "Smart Meter",
-    publishInterval: 0,
-    discoveryPrefix: "homeassistant",
-    tls: false,
-    tlsCa: null,
-    tlsCert: null,
-    tlsKey: null,
-    tlsInsecure: false,
-    clientId: `smartmeter-${crypto.randomUUID()}`,
-    protocolVersion: 4,
-  };
+  return mqttTestConfig(port, { clientId: `smartmeter-${crypto.randomUUID()}` });
 }
 
 async function waitUntil(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {

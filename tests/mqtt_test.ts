@@ -16,6 +16,7 @@ import {
   brokerMissing,
   type Certificates,
   makeCertificates,
+  mqttTestConfig,
   startBroker,
 } from "./e2e/mosquitto.ts";
 
@@ -27,26 +28,8 @@ else if (missingTls !== null) console.log(`mqtt_test.ts: ${missingTls}`);
 const SECRET = "s3cret-Pa55";
 
 function config(port: number, over: Partial<MqttConfig> = {}): MqttConfig {
-  return {
-    host: "127.0.0.1",
-    port,
-    user: "", // the add-on's defaults: an empty user name and password
-    password: "",
-    keepalive: 60,
-    prefix: "",
-    deviceId: "smartmeter",
-    name: "Smart Meter",
-    publishInterval: 0,
-    discoveryPrefix: "homeassistant",
-    tls: false,
-    tlsCa: null,
-    tlsCert: null,
-    tlsKey: null,
-    tlsInsecure: false,
-    clientId: "smartmeter-smartmeter",
-    protocolVersion: 4,
-    ...over,
-  };
+  // the add-on's defaults: an empty user name and password
+  return mqttTestConfig(port, { user: "", password: "", ...over });
 }
 
 const DEVICE: DeviceInfo = {

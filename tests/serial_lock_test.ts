@@ -8,15 +8,10 @@
 import { equal, match, ok as assert, throws } from "node:assert/strict";
 import { PseudoTerminal } from "../lib/sources/pty.ts";
 import { SerialError, type SerialOptions, SerialPort } from "../lib/sources/serial.ts";
+import { hasPseudoTerminals } from "./pty_support.ts";
 
 const SERIAL_MODULE = new URL("../lib/sources/serial.ts", import.meta.url).href;
-const hasPty = (() => {
-  try {
-    return Deno.statSync("/dev/ptmx").isCharDevice === true;
-  } catch {
-    return false;
-  }
-})();
+const hasPty = hasPseudoTerminals("serial_lock_test.ts");
 const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => {
   try {
     return Deno.statSync(p).isFile;

@@ -11,16 +11,9 @@ import { equal, ok as assert } from "node:assert/strict";
 import { PseudoTerminal } from "../lib/sources/pty.ts";
 import { READ_COALESCE_MS, SerialPort } from "../lib/sources/serial.ts";
 import { NonBlockingFd } from "../lib/sources/libc.ts";
+import { hasPseudoTerminals } from "./pty_support.ts";
 
-const hasPty = (() => {
-  try {
-    Deno.statSync("/dev/ptmx");
-    return true;
-  } catch {
-    return false;
-  }
-})();
-if (!hasPty) console.log("serial_trickle_test: /dev/ptmx is absent, the tests are skipped");
+const hasPty = hasPseudoTerminals("serial_trickle_test.ts");
 
 /** What an FTDI adapter passes on per USB packet at 2400 baud (240 bytes/s × 16 ms). */
 const SLICE_BYTES = 4;

@@ -12,7 +12,7 @@ import type { IClientOptions, MqttClient } from "mqtt";
 import type { Reading } from "../lib/cosem/reading.ts";
 import { type LogLevel, type MqttConfig, MqttSink } from "../lib/sinks/mqtt.ts";
 import { SESSION_TAKEN_OVER, TakeoverDetector } from "../lib/sinks/takeover.ts";
-import { brokerMissing, startBroker } from "./e2e/mosquitto.ts";
+import { brokerMissing, mqttTestConfig, startBroker } from "./e2e/mosquitto.ts";
 
 const missing = brokerMissing();
 if (missing !== null) console.log(`takeover_test.ts: ${missing}`);
@@ -28,26 +28,7 @@ async function waitUntil(cond: () => boolean, what: string, timeoutMs = 10_000) 
 }
 
 function config(port: number, over: Partial<MqttConfig> = {}): MqttConfig {
-  return {
-    host: "127.0.0.1",
-    port,
-    user: null,
-    password: null,
-    keepalive: 60,
-    prefix: "",
-    deviceId: "smartmeter",
-    name: "Smart Meter",
-    publishInterval: 0,
-    discoveryPrefix: "homeassistant",
-    tls: false,
-    tlsCa: null,
-    tlsCert: null,
-    tlsKey: null,
-    tlsInsecure: false,
-    clientId: "smartmeter-smartmeter",
-    protocolVersion: 4,
-    ...over,
-  };
+  return mqttTestConfig(port, over);
 }
 
 function reading(wh: number): Reading {

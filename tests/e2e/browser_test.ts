@@ -11,6 +11,7 @@
 import { equal, match, notEqual, ok as assert } from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { Smartmeter, tempDir, waitUntil } from "./process.ts";
+import { hasPseudoTerminals } from "../pty_support.ts";
 
 // The page's globals, for the functions that run inside the browser (the DOM library's
 // types would clash with Deno's in the rest of the test run).
@@ -30,14 +31,7 @@ const chromiumMissing = (() => {
 })();
 if (chromiumMissing !== null) console.log(`browser_test.ts: ${chromiumMissing}`);
 
-const hasPty = (() => {
-  try {
-    return Deno.statSync("/dev/ptmx").isCharDevice === true;
-  } catch {
-    return false;
-  }
-})();
-if (!hasPty) console.log("browser_test.ts: /dev/ptmx is absent: skipped");
+const hasPty = hasPseudoTerminals("browser_test.ts");
 
 const PHONE = { width: 390, height: 844, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const watts = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });

@@ -25,17 +25,11 @@ import {
   waitUntil,
   writeConfig,
 } from "./process.ts";
+import { hasPseudoTerminals } from "../pty_support.ts";
 
 const missing = brokerMissing();
 if (missing !== null) console.log(`daemon_e2e_test.ts: ${missing}`);
-const hasPty = (() => {
-  try {
-    return Deno.statSync("/dev/ptmx").isCharDevice === true;
-  } catch {
-    return false;
-  }
-})();
-if (!hasPty) console.log("daemon_e2e_test.ts: /dev/ptmx is absent: pseudo-terminal tests skipped");
+const hasPty = hasPseudoTerminals("daemon_e2e_test.ts");
 
 const TOPICS = {
   discovery: "homeassistant/device/smartmeter/config",

@@ -17,16 +17,11 @@ import {
   tempDir,
   writeConfig,
 } from "./process.ts";
+import { hasPseudoTerminals } from "../pty_support.ts";
 
 const missing = brokerMissing();
 if (missing !== null) console.log(`demo_e2e_test.ts: ${missing}`);
-const hasPty = (() => {
-  try {
-    return Deno.statSync("/dev/ptmx").isCharDevice === true;
-  } catch {
-    return false;
-  }
-})();
+const hasPty = hasPseudoTerminals("demo_e2e_test.ts");
 
 /** The installation's key; the demo uses its own public test key. */
 const HOME_KEY = "00112233445566778899aabbccddeeff";

@@ -21,17 +21,11 @@ import {
   waitUntil,
   writeConfig,
 } from "./process.ts";
+import { hasPseudoTerminals } from "../pty_support.ts";
 
 const missing = brokerMissing();
 if (missing !== null) console.log(`http_flood_test.ts: ${missing}`);
-const hasPty = (() => {
-  try {
-    return Deno.statSync("/dev/ptmx").isCharDevice === true;
-  } catch {
-    return false;
-  }
-})();
-if (!hasPty) console.log("http_flood_test.ts: /dev/ptmx is absent: skipped");
+const hasPty = hasPseudoTerminals("http_flood_test.ts");
 
 const PUSHES = 20;
 const PUSH_MS = 1_000;

@@ -17,6 +17,8 @@
  * @module
  */
 
+import type { MqttConfig } from "../../lib/config.ts";
+
 function findProgram(name: string, extra: string[]): string | null {
   const dirs = [...(Deno.env.get("PATH") ?? "").split(":").filter((d) => d !== ""), ...extra];
   for (const dir of dirs) {
@@ -289,4 +291,31 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   };
   await broker.start();
   return broker;
+}
+
+/**
+ * The MQTT part of a config for a sink talking to the test broker on `port`: no user,
+ * every other key at its default, `publish_interval: 0`; `over` changes any of it.
+ */
+export function mqttTestConfig(port: number, over: Partial<MqttConfig> = {}): MqttConfig {
+  return {
+    host: "127.0.0.1",
+    port,
+    user: null,
+    password: null,
+    keepalive: 60,
+    prefix: "",
+    deviceId: "smartmeter",
+    name: "Smart Meter",
+    publishInterval: 0,
+    discoveryPrefix: "homeassistant",
+    tls: false,
+    tlsCa: null,
+    tlsCert: null,
+    tlsKey: null,
+    tlsInsecure: false,
+    clientId: "smartmeter-smartmeter",
+    protocolVersion: 4,
+    ...over,
+  };
 }
