@@ -57,6 +57,7 @@ Deno.test("topicsFor() puts discovery under the discovery prefix and the rest un
     state: "energy/smartmeter/state",
     availability: "energy/smartmeter/availability",
     meter: "energy/smartmeter/meter",
+    instance: "energy/smartmeter/instance",
     diagnostics: "energy/smartmeter/diagnostics",
   });
 });

@@ -89,30 +89,31 @@ Deno.test("TakeoverDetector: MQTT 5's 'session taken over', or connections close
   // A long connection that is lost: not a takeover.
   d.connected();
   now += 60_000;
-  equal(d.closed(), false);
+  equal(d.closed(), "no");
   // MQTT 5 says so.
   d.connected();
   now += 60_000;
   d.disconnected(SESSION_TAKEN_OVER);
-  equal(d.closed(), true);
+  equal(d.closed(), "told");
   // Another DISCONNECT reason is not a takeover.
   d.connected();
   now += 60_000;
   d.disconnected(0x8b); // server shutting down
-  equal(d.closed(), false);
-  // MQTT 3.1.1: two connections in a row closed within 5 s.
+  equal(d.closed(), "no");
+  // MQTT 3.1.1: two connections in a row closed within 5 s: suspected (a broker that
+  // restarts again and again does that too, so the sink looks before it believes it).
   now += 60_000;
   d.connected();
   now += 800;
-  equal(d.closed(), false);
+  equal(d.closed(), "no");
   d.connected();
   now += 800;
-  equal(d.closed(), true);
+  equal(d.closed(), "suspected");
   // Failed attempts in between (never connected) do not count either way.
-  equal(d.closed(), false);
+  equal(d.closed(), "no");
   d.connected();
   now += 800;
-  equal(d.closed(), false, "the count starts over after a takeover");
+  equal(d.closed(), "no", "the count starts over after a takeover");
 });
 
 for (const protocolVersion of [5, 4] as const) {
@@ -219,6 +220,33 @@ Deno.test({
       const count = refused().length;
       await sleep(6_000);
       equal(refused().length, count, "folded: one line per topic");
+    } finally {
+      await s.stop();
+      await broker.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "A broker restarted right after each connect (MQTT 3.1.1) is not taken for another instance",
+  ignore: missing !== null,
+  fn: async () => {
+    // tuneBroker-free: the test broker keeps no retained messages over a restart.
+    const broker = await startBroker();
+    const logs: Logged[] = [];
+    const s = sink(config(broker.port), logs);
+    try {
+      s.start();
+      for (let i = 0; i < 3; i++) {
+        await waitUntil(() => s.connected, `connection ${i + 1}`);
+        await sleep(300);
+        await broker.stop();
+        await broker.start();
+      }
+      await waitUntil(() => s.connected, "the connection after the last restart", 8_000);
+      const warned = logs.filter((l) => /took over the MQTT connection/.test(l.msg));
+      deepStrictEqual(warned, [], "no takeover warning for a restarting broker");
     } finally {
       await s.stop();
       await broker.close();

@@ -452,7 +452,7 @@ async function removeDemoDevice(c: MqttConfig, log: Log): Promise<void> {
     serialNumber: null,
     swVersion: "",
   });
-  const problem = await clearRetained(c, [t.discovery, t.availability, t.meter]);
+  const problem = await clearRetained(c, [t.discovery, t.availability, t.meter, t.instance]);
   if (problem === null) log.info(`Removed the demo device "${c.name}" from Home Assistant`);
   else log.warning(`Could not remove the demo device "${c.name}": ${problem}`);
 }

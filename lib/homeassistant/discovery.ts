@@ -9,6 +9,7 @@
  * | `<discovery_prefix>/device/<device_id>/config` | {@link buildDiscovery} | yes, QoS 1 |
  * | `<base>/availability` | `online` / `offline` (last will) | yes, QoS 1 |
  * | `<base>/meter` | `online` while telegrams arrive, `offline` when the meter is silent | yes, QoS 1 |
+ * | `<base>/instance` | a random id of the program holding the device (see `sinks/takeover.ts`) | yes, QoS 1 |
  * | `<base>/state` | state JSON (`state.ts`) | no, QoS 0 |
  * | `<base>/diagnostics` | `{"decoded","failed","last_error","last_telegram"}` | no, QoS 0 |
  *
@@ -68,6 +69,8 @@ export interface Topics {
   readonly state: string;
   readonly availability: string;
   readonly meter: string;
+  /** Which running program holds the device (a random id per process, retained). */
+  readonly instance: string;
   readonly diagnostics: string;
 }
 
@@ -79,6 +82,7 @@ export function topicsFor(d: DeviceInfo): Topics {
     state: `${base}/state`,
     availability: `${base}/availability`,
     meter: `${base}/meter`,
+    instance: `${base}/instance`,
     diagnostics: `${base}/diagnostics`,
   };
 }

@@ -99,6 +99,8 @@ const CONNECT_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 3_000;
 const TAKEOVER_CHECK_MS = 60_000;
 const TAKEOVER_WATCH_MS = 10_000;
+/** How long retained messages are waited for after a subscription was granted. */
+const RETAINED_SETTLE_MS = 500;
 /** A refusal of the same topic by the broker is logged at most once in this window. */
 const REFUSAL_WINDOW_MS = 10 * 60_000;
 const DEFAULT_METER_TIMEOUT_S = 120;
@@ -202,6 +204,8 @@ export class MqttSink {
   readonly #takeover: TakeoverDetector;
   readonly #takeoverCheckMs: number;
   readonly #takeoverWatchMs: number;
+  /** This process's id on `<base>/instance`, to tell another program with our client id. */
+  readonly #instanceId = crypto.randomUUID();
   /** Another client has our client id: we wait for it to go instead of fighting it. */
   #yielding = false;
   #yieldTimer: ReturnType<typeof setTimeout> | undefined;
@@ -405,6 +409,7 @@ export class MqttSink {
     this.#failure = null;
     this.#lastLoggedFailure = null;
     this.#waitingForDrain = false;
+    this.#publish(this.#topics.instance, this.#instanceId, 1, true);
     this.#publish(this.#topics.availability, "online", 1, true);
     client.subscribe(this.#statusTopics, { qos: 0 }, (err) => {
       if (err) {
@@ -424,9 +429,10 @@ export class MqttSink {
     clearTimeout(this.#announceTimer);
     this.#announceTimer = undefined;
     dropInFlight(client);
-    if (this.#takeover.closed()) {
+    const takeover = this.#takeover.closed();
+    if (takeover !== "no") {
       this.#failure = null;
-      this.#yieldToOther();
+      void this.#checkTakeover(takeover);
       return;
     }
     if (this.#failure === null && this.#attempts === 0) {
@@ -436,6 +442,20 @@ export class MqttSink {
   }
 
   // ---- another client with our client id ----
+
+  /**
+   * The broker closed the connection in a way that points at another client with our id:
+   * told so (MQTT 5), or suspected (MQTT 3.1.1). Look before yielding: only a device that is
+   * "online" under another instance's id is another program; otherwise reconnect as usual.
+   */
+  async #checkTakeover(how: "told" | "suspected"): Promise<void> {
+    const seen = await this.#lookAtDevice();
+    if (this.#stopped) return;
+    const other = seen !== null && seen.online && seen.instance !== this.#instanceId &&
+      (how === "told" || seen.instance !== null);
+    if (other || (how === "told" && seen === null)) this.#yieldToOther();
+    else this.#scheduleReconnect();
+  }
 
   /**
    * Another client took our session: instead of taking it back (and making Home Assistant
@@ -461,16 +481,16 @@ export class MqttSink {
   }
 
   async #checkOther(): Promise<void> {
-    const online = await this.#otherOnline();
+    const seen = await this.#lookAtDevice();
     if (this.#stopped) return;
-    if (online === true) {
+    if (seen !== null && seen.online && seen.instance !== this.#instanceId) {
       this.#log("debug", "The other client is still online: waiting");
       this.#yieldToOther();
       return;
     }
     this.#log(
       "info",
-      online === false
+      seen !== null
         ? "The other client with this client id is gone: connecting again"
         : "Cannot tell whether the other client is still there: connecting again",
     );
@@ -478,11 +498,11 @@ export class MqttSink {
   }
 
   /**
-   * Whether `<base>/availability` is retained "online" while we are not connected: then
-   * another client holds our session. Listens with the client id `<client id>-watch`.
-   * null when the broker could not be asked.
+   * What the broker keeps retained for the device while we are not connected: whether
+   * `<base>/availability` is "online", and the instance id on `<base>/instance`. Listens
+   * with the client id `<client id>-watch`; null when the broker could not be asked.
    */
-  #otherOnline(): Promise<boolean | null> {
+  #lookAtDevice(): Promise<{ online: boolean; instance: string | null } | null> {
     let options: IClientOptions;
     try {
       options = {
@@ -495,20 +515,34 @@ export class MqttSink {
     }
     const watch = this.#createClient(options);
     this.#watchClient = watch;
-    return new Promise<boolean | null>((resolve) => {
-      const done = (answer: boolean | null) => {
+    const seen = { online: false, instance: null as string | null };
+    const got = new Set<string>();
+    return new Promise((resolve) => {
+      let settle: ReturnType<typeof setTimeout> | undefined;
+      const done = (answer: typeof seen | null) => {
         clearTimeout(timer);
+        clearTimeout(settle);
         this.#watchClient = null;
         watch.removeAllListeners("message");
         watch.endAsync(true).catch(() => {});
         resolve(answer);
       };
-      const timer = setTimeout(() => done(watch.connected ? false : null), this.#takeoverWatchMs);
+      const timer = setTimeout(() => done(null), this.#takeoverWatchMs);
       watch.on("error", () => done(null));
-      watch.on("message", (_topic, payload) => done(payload.toString() === "online"));
+      watch.on("message", (topic, payload) => {
+        const text = payload.toString();
+        if (topic === this.#topics.availability) seen.online = text === "online";
+        else if (topic === this.#topics.instance) seen.instance = text === "" ? null : text;
+        got.add(topic);
+        if (got.size === 2) done(seen);
+      });
       watch.on("connect", () => {
-        watch.subscribe(this.#topics.availability, { qos: 0 }, (err) => {
+        const topics = [this.#topics.availability, this.#topics.instance];
+        watch.subscribe(topics, { qos: 0 }, (err) => {
+          // Retained messages follow the subscription at once; what has not come soon
+          // after is not there.
           if (err) done(null);
+          else settle = setTimeout(() => done(seen), RETAINED_SETTLE_MS);
         });
       });
     });

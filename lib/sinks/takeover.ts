@@ -12,8 +12,11 @@
  *   connections that the broker closes again right after it accepted them, several in a
  *   row.
  *
- * The MQTT sink then stops reconnecting on its own and watches the device's availability
- * topic with another client id until the other program is gone.
+ * Each sink announces a random instance id on the retained topic `<base>/instance` when it
+ * connects. After a takeover (told, or suspected and then seen: the device is "online" under
+ * another instance's id) the MQTT sink stops reconnecting on its own and watches those
+ * topics with another client id until the other program is gone. A broker that restarts
+ * again and again looks like a suspected takeover, but shows no other instance.
  *
  * @module
  */
@@ -55,17 +58,26 @@ export class TakeoverDetector {
     if (reasonCode === SESSION_TAKEN_OVER) this.#toldTakenOver = true;
   }
 
-  /** The connection closed: true when another client with our client id took it over. */
-  closed(): boolean {
+  /**
+   * The connection closed. `told`: the broker said another client took it (MQTT 5);
+   * `suspected`: it looks so (MQTT 3.1.1: connections closed again right after they
+   * began, which a broker restarting over and over does too, so the caller looks before
+   * it believes); `no`: an ordinary lost connection.
+   */
+  closed(): "told" | "suspected" | "no" {
     const lived = this.#connectedAt === null ? null : this.#now() - this.#connectedAt;
     this.#connectedAt = null;
     const told = this.#toldTakenOver;
     this.#toldTakenOver = false;
     if (lived !== null) this.#short = lived < this.#shortMs ? this.#short + 1 : 0;
-    if (told || this.#short >= this.#shortInARow) {
+    if (told) {
       this.#short = 0;
-      return true;
+      return "told";
     }
-    return false;
+    if (this.#short >= this.#shortInARow) {
+      this.#short = 0;
+      return "suspected";
+    }
+    return "no";
   }
 }
