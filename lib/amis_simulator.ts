@@ -42,6 +42,7 @@ import {
   parseOmsHeader,
 } from "./oms/header.ts";
 import { OMS_FILLER, OmsSecurity } from "./oms/security.ts";
+import { prng } from "./simulator.ts";
 
 /** Timing and limits of the simulated meter. */
 export interface AmisSimulatorOptions {
@@ -96,18 +97,6 @@ const FCB = 0x20;
 /** The reader's fixed secondary address in every AMIS frame (spec 2.4.2.6, table 1). */
 const READER = { id: "00000000", manufacturer: "SAM", version: 1, medium: 0x0e } as const;
 const PLAINTEXT_BLOCKS = 5;
-
-/** A small, fast, seeded PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Minutes east of UTC in Austria at `t`: CEST from the last Sunday of March to October. */
 export function austrianOffsetMinutes(t: Date): number {

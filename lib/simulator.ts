@@ -66,8 +66,8 @@ const METER_IDS: Record<SimulatedMeter, string | null> = {
   "wiener-netze": null,
 };
 
-/** A small, fast, seeded PRNG (mulberry32). */
-function prng(seed: number): () => number {
+/** A small, fast, seeded PRNG (mulberry32): numbers in [0, 1), the same for a seed. */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -48,7 +48,7 @@
 import { parseArgs } from "node:util";
 import { DEMO_AUTH_KEY, DEMO_KEY } from "../lib/commands/simulate.ts";
 import { readCompileTasks } from "./permissions.ts";
-import { brokerMissing, startBroker } from "../tests/e2e/mosquitto.ts";
+import { type Broker, brokerMissing, startBroker } from "../tests/e2e/mosquitto.ts";
 import {
   type Message,
   procCpuSeconds,
@@ -271,6 +271,32 @@ function sinkTally(stderr: string): SinkTally | null {
   return { decoded: Number(decoded[1]), published: Number(sink[1]), superseded: Number(sink[2]) };
 }
 
+/** A broker tuned for the flood, with subscribers: every state to `tally`, `$SYS` to `sys`. */
+async function floodBroker(
+  tally: Tally,
+  sys: Map<string, string>,
+  extra: { topic: string; onMessage: (m: Message) => void }[] = [],
+): Promise<{ broker: Broker; subs: Subscriber[] }> {
+  const broker = await startBroker();
+  const subs: Subscriber[] = [];
+  try {
+    await tuneBroker(broker, BROKER_SETTINGS);
+    const topics = [
+      { topic: TOPICS.state, onMessage: tally.onMessage },
+      ...extra,
+      { topic: "$SYS/broker/#", onMessage: (m: Message) => sys.set(m.topic, m.payload) },
+    ];
+    for (const t of topics) {
+      subs.push(await Subscriber.open(broker.port, { ...t, keep: () => false }));
+    }
+    return { broker, subs };
+  } catch (e) {
+    for (const sub of subs) await sub.close();
+    await broker.close();
+    throw e;
+  }
+}
+
 async function soakStream(
   stream: (typeof MIXED_STREAMS)[number],
   opts: { count: number; seed: number; block: number; warmup: number; v8Flags: string | null },
@@ -290,34 +316,13 @@ async function soakStream(
   );
   const bytesPerTelegram = capture.bytes / capture.count;
 
-  const broker = await startBroker();
   const tally = new Tally(capture);
   const sys = new Map<string, string>();
   let discovery = 0;
-  const subs: Subscriber[] = [];
+  const { broker, subs } = await floodBroker(tally, sys, [
+    { topic: TOPICS.discovery, onMessage: () => discovery++ },
+  ]);
   try {
-    await tuneBroker(broker, BROKER_SETTINGS);
-    subs.push(
-      await Subscriber.open(broker.port, {
-        topic: TOPICS.state,
-        keep: () => false,
-        onMessage: tally.onMessage,
-      }),
-    );
-    subs.push(
-      await Subscriber.open(broker.port, {
-        topic: TOPICS.discovery,
-        keep: () => false,
-        onMessage: () => discovery++,
-      }),
-    );
-    subs.push(
-      await Subscriber.open(broker.port, {
-        topic: "$SYS/broker/#",
-        keep: () => false,
-        onMessage: (m) => sys.set(m.topic, m.payload),
-      }),
-    );
     const config = await writeConfig(dir, {
       logging: "info",
       meter_type: "auto",
@@ -453,26 +458,10 @@ async function soakLive(
     block: opts.block,
     progress: (done, count) => log(`  generated ${done.toLocaleString("en")} of ${count}`),
   });
-  const broker = await startBroker();
   const tally = new Tally(capture);
   const sys = new Map<string, string>();
-  const subs: Subscriber[] = [];
+  const { broker, subs } = await floodBroker(tally, sys);
   try {
-    await tuneBroker(broker, BROKER_SETTINGS);
-    subs.push(
-      await Subscriber.open(broker.port, {
-        topic: TOPICS.state,
-        keep: () => false,
-        onMessage: tally.onMessage,
-      }),
-    );
-    subs.push(
-      await Subscriber.open(broker.port, {
-        topic: "$SYS/broker/#",
-        keep: () => false,
-        onMessage: (m) => sys.set(m.topic, m.payload),
-      }),
-    );
     const server = serveOnce(capture.path);
     const config = await writeConfig(dir, {
       logging: "info",

@@ -35,16 +35,21 @@ case "$CACHE_DIR" in /*) ;; *) CACHE_DIR=$PWD/$CACHE_DIR ;; esac
 TIME_LIMIT=${ARM64_TIME_LIMIT:-480}
 APT_PACKAGES=(qemu-user libc6-arm64-cross libgcc-s1-arm64-cross)
 
-# The decode stack on the shared captures (AES-GCM through Web Crypto), the serial port on
-# a real pseudo-terminal, and the daemon (pty + probeLine).
+# The decode stack on the shared captures (AES-GCM and, for Netz OÖ AMIS, AES-CBC through
+# Web Crypto), the serial port on a real pseudo-terminal, the daemon (pty + probeLine), an
+# AMIS meter answered on a pty, and the state file (fsync, rename).
 TEST_FILES=(
   tests/pipeline_test.ts
   tests/decode_test.ts
   tests/security_test.ts
   tests/apdu_test.ts
   tests/axdr_test.ts
+  tests/oms_security_test.ts
+  tests/amis_test.ts
   tests/serial_test.ts
   tests/daemon_test.ts
+  tests/amis_line_test.ts
+  tests/state_file_test.ts
   tests/arm64/
 )
 

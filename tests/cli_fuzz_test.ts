@@ -10,6 +10,7 @@
 import { equal, match, ok as assert } from "node:assert/strict";
 import { main } from "../main.ts";
 import type { CommandIO, ProcessContext } from "../lib/commands/io.ts";
+import { prng } from "../lib/simulator.ts";
 
 interface Run {
   status: number;
@@ -134,17 +135,8 @@ const COMMANDS: Record<string, { options: Record<string, Kind>; positional?: Kin
   run: { options: { "--config": "path", "--json": "flag", "--no-mqtt": "flag" } },
 };
 
-/** A small seeded generator (mulberry32), so every run tries the same combinations. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator, so every run tries the same combinations. */
+const random = prng;
 
 function combinations(): string[][] {
   const out: string[][] = [
