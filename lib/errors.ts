@@ -8,17 +8,24 @@
  * @module
  */
 
-/** The layers of the decoding pipeline, in the order bytes pass through them. */
-export type Layer =
-  | "framing"
-  | "transfer"
-  | "apdu"
-  | "decrypt"
-  | "counter"
-  | "axdr"
-  | "cosem"
-  | "dsmr"
-  | "oms";
+/**
+ * The layers of the decoding pipeline, in the order bytes pass through them: every failed
+ * telegram names one, and every per-stage count (status, `/metrics`) lists them all.
+ */
+export const LAYERS = [
+  "framing",
+  "transfer",
+  "apdu",
+  "decrypt",
+  "counter",
+  "axdr",
+  "cosem",
+  "dsmr",
+  "oms",
+] as const;
+
+/** One of {@link LAYERS}. */
+export type Layer = typeof LAYERS[number];
 
 /** Malformed input: the bytes do not follow the wire format of `layer`. */
 export class ParseError extends SyntaxError {

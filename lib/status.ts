@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { Layer } from "./errors.ts";
+import { type Layer, LAYERS } from "./errors.ts";
 import type { Framing } from "./framing/framer.ts";
 import type { SecurityLevel } from "./dlms/security.ts";
 import type { Reading } from "./cosem/reading.ts";
@@ -26,18 +26,6 @@ import type { SourceListener } from "./sources/source.ts";
 
 /** How many failures {@link StatusModel} keeps (the newest). */
 export const FAILURES_KEPT = 10;
-
-/** The pipeline's stages, in the order bytes pass them (every failure has one). */
-export const STAGES: readonly Layer[] = [
-  "framing",
-  "transfer",
-  "apdu",
-  "decrypt",
-  "counter",
-  "axdr",
-  "cosem",
-  "dsmr",
-];
 
 /** One telegram that did not decode. */
 export interface FailureRecord {
@@ -95,7 +83,7 @@ export class StatusModel {
   decoded = 0;
   failed = 0;
   readonly failedByStage: Record<Layer, number> = Object.fromEntries(
-    STAGES.map((s) => [s, 0]),
+    LAYERS.map((s) => [s, 0]),
   ) as Record<Layer, number>;
   /** The newest failures, oldest first, at most {@link FAILURES_KEPT}. */
   readonly failures: FailureRecord[] = [];

@@ -10,7 +10,7 @@ import { validateConfig } from "../lib/config.ts";
 import { METER_TYPES } from "../lib/cosem/interpret.ts";
 import { Decoder } from "../lib/pipeline.ts";
 import { buildDiscovery } from "../lib/homeassistant/discovery.ts";
-import { brokerMissing, startBroker } from "./e2e/mosquitto.ts";
+import { brokerMissing, startBroker, TEST_DEVICE } from "./e2e/mosquitto.ts";
 import { fixture } from "./fixtures.ts";
 
 async function amisReading() {
@@ -23,16 +23,7 @@ async function amisReading() {
 Deno.test("An AMIS reading gets the entities of every meter: energy, power, net power, reactive", async () => {
   const reading = await amisReading();
   const present = new Set(Object.keys(reading.values)) as Set<keyof typeof reading.values>;
-  const { payload } = buildDiscovery({
-    deviceId: "smartmeter",
-    name: "Smart Meter",
-    prefix: "",
-    discoveryPrefix: "homeassistant",
-    manufacturer: null,
-    model: null,
-    serialNumber: null,
-    swVersion: "test",
-  }, present);
+  const { payload } = buildDiscovery(TEST_DEVICE, present);
   deepEqual(Object.keys(payload.components as Record<string, unknown>), [
     "smartmeter",
     "smartmeter_total_energy_consumed",
@@ -71,16 +62,7 @@ Deno.test({
     }, { env: {}, meterTypes: METER_TYPES }).mqtt;
     const sink = new MqttSink({
       config,
-      device: {
-        deviceId: "smartmeter",
-        name: "Smart Meter",
-        prefix: "",
-        discoveryPrefix: "homeassistant",
-        manufacturer: null,
-        model: null,
-        serialNumber: null,
-        swVersion: "test",
-      },
+      device: TEST_DEVICE,
       log: () => {},
       random: () => 0,
     });

@@ -56,7 +56,7 @@ import {
   parseOmsHeader,
 } from "../lib/oms/header.ts";
 import { OMS_FILLER, OmsSecurity } from "../lib/oms/security.ts";
-import type { Layer } from "../lib/errors.ts";
+import { LAYERS } from "../lib/errors.ts";
 import { Decoder, type DecoderOptions, type TelegramResult } from "../lib/pipeline.ts";
 import type { Fixture } from "./fixtures.ts";
 
@@ -887,19 +887,6 @@ function withNeighbours(rng: Rng, t: Target, bytes: Uint8Array): Uint8Array {
 }
 
 // ─── Running one input ───────────────────────────────────────────────────────────────
-
-/** The stages a failed telegram may name. */
-export const LAYERS: readonly Layer[] = [
-  "framing",
-  "transfer",
-  "apdu",
-  "decrypt",
-  "counter",
-  "axdr",
-  "cosem",
-  "dsmr",
-  "oms",
-];
 
 /** Default framer limits, which the Decoder uses too. */
 export const MAX_BUFFER_BYTES = 8192;

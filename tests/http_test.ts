@@ -10,6 +10,7 @@
 import { deepEqual, equal, match, ok as assert } from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { fromHex, toHex } from "../lib/bytes.ts";
+import type { Layer } from "../lib/errors.ts";
 import { DEMO_AUTH_KEY, DEMO_KEY } from "../lib/commands/simulate.ts";
 import { loadConfig } from "../lib/config.ts";
 import { METER_TYPES } from "../lib/cosem/interpret.ts";
@@ -452,6 +453,23 @@ interface Family {
   type: string;
   metrics: { value: string; labels?: Record<string, string> }[];
 }
+
+Deno.test("/metrics counts a failure of every stage, AMIS's oms included: the stages add up to the failures", async () => {
+  await using s = await serve();
+  const stages: Layer[] = ["framing", "decrypt", "oms", "oms"];
+  for (const stage of stages) {
+    s.status.record({ ok: false, stage, error: `a ${stage} failure`, framing: "mbus" });
+  }
+  const { text } = await get(`${s.url}metrics`);
+  const families = parsePrometheusTextFormat(text) as Family[];
+  const failed = families.find((f) => f.name === "smartmeter_telegrams_failed_total");
+  assert(failed, "smartmeter_telegrams_failed_total is exported");
+  const byStage = new Map(failed.metrics.map((m) => [m.labels?.stage, Number(m.value)]));
+  equal(byStage.get("oms"), 2);
+  equal(byStage.get("decrypt"), 1);
+  equal([...byStage.values()].reduce((a, b) => a + b, 0), stages.length);
+  equal(s.status.failed, stages.length);
+});
 
 Deno.test("/metrics is valid Prometheus text with counters, gauges and build info", async () => {
   await using s = await serve();

@@ -11,7 +11,7 @@ import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient, Packet } from "mqtt";
 import { mqttClientOptions, type MqttConfig, MqttSink } from "../lib/sinks/mqtt.ts";
-import { brokerMissing, mqttTestConfig, startBroker } from "./e2e/mosquitto.ts";
+import { brokerMissing, mqttTestConfig, startBroker, TEST_DEVICE } from "./e2e/mosquitto.ts";
 import { tuneBroker } from "../scripts/harness.ts";
 
 const missing = brokerMissing();
@@ -46,16 +46,7 @@ Deno.test({
     const clients: MqttClient[] = [];
     const sink = new MqttSink({
       config: config(broker.port),
-      device: {
-        deviceId: "smartmeter",
-        name: "Smart Meter",
-        prefix: "",
-        discoveryPrefix: "homeassistant",
-        manufacturer: null,
-        model: null,
-        serialNumber: null,
-        swVersion: "0.1.0",
-      },
+      device: TEST_DEVICE,
       log: () => {},
       random: () => 0,
       createClient: (options) => {

@@ -12,7 +12,7 @@ import type { IClientOptions, MqttClient } from "mqtt";
 import type { Reading } from "../lib/cosem/reading.ts";
 import { type LogLevel, type MqttConfig, MqttSink } from "../lib/sinks/mqtt.ts";
 import { SESSION_TAKEN_OVER, TakeoverDetector } from "../lib/sinks/takeover.ts";
-import { brokerMissing, mqttTestConfig, startBroker } from "./e2e/mosquitto.ts";
+import { brokerMissing, mqttTestConfig, startBroker, TEST_DEVICE } from "./e2e/mosquitto.ts";
 
 const missing = brokerMissing();
 if (missing !== null) console.log(`takeover_test.ts: ${missing}`);
@@ -50,16 +50,7 @@ interface Logged {
 function sink(cfg: MqttConfig, logs: Logged[]): MqttSink {
   return new MqttSink({
     config: cfg,
-    device: {
-      deviceId: "smartmeter",
-      name: "Smart Meter",
-      prefix: "",
-      discoveryPrefix: "homeassistant",
-      manufacturer: null,
-      model: null,
-      serialNumber: null,
-      swVersion: "test",
-    },
+    device: TEST_DEVICE,
     log: (level, msg) => logs.push({ level, msg }),
     random: () => 0,
     takeover: { checkEveryMs: 1_000, watchMs: 1_000 },

@@ -18,6 +18,7 @@
  */
 
 import type { MqttConfig } from "../../lib/config.ts";
+import type { DeviceInfo } from "../../lib/homeassistant/discovery.ts";
 
 function findProgram(name: string, extra: string[]): string | null {
   const dirs = [...(Deno.env.get("PATH") ?? "").split(":").filter((d) => d !== ""), ...extra];
@@ -292,6 +293,18 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   await broker.start();
   return broker;
 }
+
+/** The device a test sink announces: the default device id, no meter details yet. */
+export const TEST_DEVICE: DeviceInfo = {
+  deviceId: "smartmeter",
+  name: "Smart Meter",
+  prefix: "",
+  discoveryPrefix: "homeassistant",
+  manufacturer: null,
+  model: null,
+  serialNumber: null,
+  swVersion: "test",
+};
 
 /**
  * The MQTT part of a config for a sink talking to the test broker on `port`: no user,

@@ -8,7 +8,8 @@
  */
 
 import { NAMED_VALUES, type NamedKey } from "../../cosem/obis.ts";
-import { STAGES, type StatusModel, type TelegramEvent } from "../../status.ts";
+import type { StatusModel, TelegramEvent } from "../../status.ts";
+import { LAYERS } from "../../errors.ts";
 import type { TodayEnergy } from "./today.ts";
 
 const UNITS: ReadonlyMap<NamedKey, string | null> = new Map(
@@ -305,7 +306,7 @@ export function metricsText(s: StatusModel, extra: { eventClients: number }): st
     "Telegrams decoded.",
     s.decoded,
   );
-  for (const stage of STAGES) {
+  for (const stage of LAYERS) {
     m.add(
       "smartmeter_telegrams_failed_total",
       "counter",
