@@ -10,8 +10,8 @@
  */
 
 import { parseArgs } from "node:util";
-import puppeteer from "puppeteer-core";
-import { sleep, Smartmeter, tempDir } from "../tests/e2e/process.ts";
+import { launchChromium } from "../tests/e2e/chromium.ts";
+import { sleep, Smartmeter } from "../tests/e2e/process.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -22,36 +22,18 @@ const { values } = parseArgs({
 });
 
 const demo = Smartmeter.spawn(["demo", "--count", "0", "--interval", "1", "--http", "127.0.0.1:0"]);
-await using profile = await tempDir("smartmeter-chromium-");
 try {
   const line = await demo.waitFor(/^Web page: open (http:\/\/\S+) in a browser$/m);
   const url = /(http:\/\/\S+)/.exec(line)![1]!;
   await sleep(Number(values.seconds) * 1000);
-  const browser = await puppeteer.launch({
-    executablePath: "/usr/bin/chromium",
-    args: [
-      "--no-sandbox",
-      "--headless",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--lang=en-US",
-      `--user-data-dir=${profile.path}`,
-    ],
-  });
-  try {
-    const page = await browser.newPage();
-    await page.setViewport({ width: 1000, height: 900 });
-    await page.goto(url, { waitUntil: "load" });
-    await page.waitForFunction("document.getElementById('live').textContent === 'live'");
-    await sleep(1500);
-    await page.screenshot({ path: values.out, fullPage: true });
-    console.log(`${values.out} written`);
-  } finally {
-    await browser.close();
-  }
+  await using chromium = await launchChromium();
+  const page = await chromium.browser.newPage();
+  await page.setViewport({ width: 1000, height: 900 });
+  await page.goto(url, { waitUntil: "load" });
+  await page.waitForFunction("document.getElementById('live').textContent === 'live'");
+  await sleep(1500);
+  await page.screenshot({ path: values.out, fullPage: true });
+  console.log(`${values.out} written`);
 } finally {
   await demo.stop();
 }

@@ -9,8 +9,9 @@
  */
 
 import { equal, match, notEqual, ok as assert } from "node:assert/strict";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
-import { Smartmeter, tempDir, waitUntil } from "./process.ts";
+import type { Page } from "puppeteer-core";
+import { chromiumMissing, launchChromium } from "./chromium.ts";
+import { Smartmeter, waitUntil } from "./process.ts";
 import { hasPseudoTerminals } from "../pty_support.ts";
 
 // The page's globals, for the functions that run inside the browser (the DOM library's
@@ -20,16 +21,8 @@ declare const document: any;
 // deno-lint-ignore no-explicit-any
 declare function getComputedStyle(element: unknown): any;
 
-const CHROMIUM = "/usr/bin/chromium";
-const chromiumMissing = (() => {
-  try {
-    Deno.statSync(CHROMIUM);
-    return null;
-  } catch {
-    return `${CHROMIUM} is missing (apt-get install chromium): browser tests skipped`;
-  }
-})();
-if (chromiumMissing !== null) console.log(`browser_test.ts: ${chromiumMissing}`);
+const noBrowser = chromiumMissing();
+if (noBrowser !== null) console.log(`browser_test.ts: ${noBrowser}: browser tests skipped`);
 
 const hasPty = hasPseudoTerminals("browser_test.ts");
 
@@ -75,24 +68,6 @@ function followEvents(url: string, signal: AbortSignal): Map<number, Reading> {
     }
   })().catch(() => {});
   return seen;
-}
-
-async function launch(): Promise<Browser> {
-  await using profile = await tempDir("smartmeter-chromium-");
-  return await puppeteer.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--headless",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--lang=en-US",
-      `--user-data-dir=${profile.path}`,
-    ],
-  });
 }
 
 /** Everything that would show in the browser's console as a problem. */
@@ -160,7 +135,7 @@ async function withDemo(body: (url: string, events: Map<number, Reading>) => Pro
 }
 
 const browserTest = {
-  ignore: chromiumMissing !== null || !hasPty,
+  ignore: noBrowser !== null || !hasPty,
   sanitizeOps: false,
   sanitizeResources: false,
 };
@@ -170,71 +145,67 @@ Deno.test({
   ...browserTest,
   fn: () =>
     withDemo(async (url, events) => {
-      const browser = await launch();
-      try {
-        const page = await browser.newPage();
-        const problems = watchProblems(page);
-        await page.setViewport({ width: 1100, height: 900 });
-        await page.goto(url, { waitUntil: "load" });
-        await page.waitForFunction(() => document.getElementById("live")?.textContent === "live");
-        await page.waitForFunction(() =>
-          Number(document.getElementById("m-frame-counter")?.textContent) > 0
-        );
+      await using chromium = await launchChromium();
+      const page = await chromium.browser.newPage();
+      const problems = watchProblems(page);
+      await page.setViewport({ width: 1100, height: 900 });
+      await page.goto(url, { waitUntil: "load" });
+      await page.waitForFunction(() => document.getElementById("live")?.textContent === "live");
+      await page.waitForFunction(() =>
+        Number(document.getElementById("m-frame-counter")?.textContent) > 0
+      );
 
-        // The values on the page are those of the telegram it names.
-        const s = await snapshot(page);
-        await waitUntil(() => events.has(s.counter), `event ${s.counter} seen by the test`);
-        const r = events.get(s.counter)!;
-        equal(s.meterId, r.meter_id);
-        equal(s.layout, "burgenland");
-        equal(s.security, "encrypted+authenticated");
-        equal(s.powerImport, `${watts.format(r.values.power_import_w!)} W`);
-        equal(s.energyImport, `${kwh.format(r.values.energy_import_wh! / 1000)} kWh`);
-        equal(s.l1, `${volts.format(r.values.voltage_l1_v!)} V`);
-        equal(s.phases, 3, "the three phases the meter sends");
-        equal(s.mqtt, "off");
+      // The values on the page are those of the telegram it names.
+      const s = await snapshot(page);
+      await waitUntil(() => events.has(s.counter), `event ${s.counter} seen by the test`);
+      const r = events.get(s.counter)!;
+      equal(s.meterId, r.meter_id);
+      equal(s.layout, "burgenland");
+      equal(s.security, "encrypted+authenticated");
+      equal(s.powerImport, `${watts.format(r.values.power_import_w!)} W`);
+      equal(s.energyImport, `${kwh.format(r.values.energy_import_wh! / 1000)} kWh`);
+      equal(s.l1, `${volts.format(r.values.voltage_l1_v!)} V`);
+      equal(s.phases, 3, "the three phases the meter sends");
+      equal(s.mqtt, "off");
 
-        // The plot gains a point with each telegram.
-        const before = s.points;
-        assert(before >= 1, "the plot has the points so far");
-        await page.waitForFunction(
-          (n) => Number(document.getElementById("plot")?.dataset.points) >= n + 2,
-          { timeout: 10_000 },
-          before,
-        );
-        const after = await snapshot(page);
-        assert(after.counter > s.counter, "newer telegrams are shown");
-        const canvas = await page.$eval("#plot canvas", (c) =>
-          (c as unknown as { width: number }).width);
-        assert(canvas > 300, "the plot is drawn");
+      // The plot gains a point with each telegram.
+      const before = s.points;
+      assert(before >= 1, "the plot has the points so far");
+      await page.waitForFunction(
+        (n) => Number(document.getElementById("plot")?.dataset.points) >= n + 2,
+        { timeout: 10_000 },
+        before,
+      );
+      const after = await snapshot(page);
+      assert(after.counter > s.counter, "newer telegrams are shown");
+      const canvas = await page.$eval("#plot canvas", (c) =>
+        (c as unknown as { width: number }).width);
+      assert(canvas > 300, "the plot is drawn");
 
-        // A phone: no sideways scrolling, the plot as wide as the screen allows.
-        await page.setViewport(PHONE);
-        await page.waitForFunction(
-          (w) =>
-            document.querySelector("#plot canvas").clientWidth <= w,
-          {},
-          PHONE.width,
-        );
-        const phone = await page.evaluate(() => ({
-          scroll: document.documentElement.scrollWidth,
-          plot: document.getElementById("plot")!.getBoundingClientRect().width,
-          big: getComputedStyle(document.getElementById("power-import")!).fontSize,
-        }));
-        assert(phone.scroll <= PHONE.width, `the page is ${phone.scroll} px wide on a phone`);
-        assert(phone.plot > 250, `the plot is ${phone.plot} px wide on a phone`);
-        equal(phone.big, "32px", "the power is large enough to read");
+      // A phone: no sideways scrolling, the plot as wide as the screen allows.
+      await page.setViewport(PHONE);
+      await page.waitForFunction(
+        (w) =>
+          document.querySelector("#plot canvas").clientWidth <= w,
+        {},
+        PHONE.width,
+      );
+      const phone = await page.evaluate(() => ({
+        scroll: document.documentElement.scrollWidth,
+        plot: document.getElementById("plot")!.getBoundingClientRect().width,
+        big: getComputedStyle(document.getElementById("power-import")!).fontSize,
+      }));
+      assert(phone.scroll <= PHONE.width, `the page is ${phone.scroll} px wide on a phone`);
+      assert(phone.plot > 250, `the plot is ${phone.plot} px wide on a phone`);
+      equal(phone.big, "32px", "the power is large enough to read");
 
-        // Dark: the colours follow the system setting.
-        const light = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
-        await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
-        const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
-        notEqual(dark, light);
+      // Dark: the colours follow the system setting.
+      const light = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
+      const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      notEqual(dark, light);
 
-        equal(problems.join("\n"), "", "no console errors, failed requests or error statuses");
-      } finally {
-        await browser.close();
-      }
+      equal(problems.join("\n"), "", "no console errors, failed requests or error statuses");
     }),
 });
 
@@ -255,23 +226,25 @@ Deno.test({
           signal: upstream.signal,
         });
       });
-      const browser = await launch();
-      try {
-        const page = await browser.newPage();
-        const problems = watchProblems(page);
-        await page.goto(`http://127.0.0.1:${proxy.addr.port}${prefix}`, { waitUntil: "load" });
-        await page.waitForFunction(() => document.getElementById("live")?.textContent === "live");
-        await page.waitForFunction(() =>
-          Number(document.getElementById("plot")?.dataset.points) >= 2
-        );
-        const s = await snapshot(page);
-        match(s.powerImport, /^[\d,]+ W$/);
-        match(s.decoded, /^\d+$/);
-        equal(problems.join("\n"), "", "every file and endpoint found below the prefix");
-      } finally {
-        await browser.close();
-        upstream.abort();
-        await proxy.shutdown();
-      }
+      // Disposed in reverse: the browser closes before the proxy, whose shutdown waits for
+      // the browser's event stream to end.
+      await using _proxy = {
+        async [Symbol.asyncDispose]() {
+          upstream.abort();
+          await proxy.shutdown();
+        },
+      };
+      await using chromium = await launchChromium();
+      const page = await chromium.browser.newPage();
+      const problems = watchProblems(page);
+      await page.goto(`http://127.0.0.1:${proxy.addr.port}${prefix}`, { waitUntil: "load" });
+      await page.waitForFunction(() => document.getElementById("live")?.textContent === "live");
+      await page.waitForFunction(() =>
+        Number(document.getElementById("plot")?.dataset.points) >= 2
+      );
+      const s = await snapshot(page);
+      match(s.powerImport, /^[\d,]+ W$/);
+      match(s.decoded, /^\d+$/);
+      equal(problems.join("\n"), "", "every file and endpoint found below the prefix");
     }),
 });
