@@ -3,47 +3,13 @@
  */
 
 import { deepEqual, equal, match, ok as assert } from "node:assert/strict";
-import { main } from "../main.ts";
-import type { CommandIO, ProcessContext } from "../lib/commands/io.ts";
+import { runMain, withDir } from "./cli_support.ts";
 import { DEMO_KEY } from "../lib/commands/simulate.ts";
 import { AmisSimulator } from "../lib/amis_simulator.ts";
 import { runAmisLine } from "../lib/amis_line.ts";
 import { fromHex, toHex } from "../lib/bytes.ts";
 import { Decoder } from "../lib/pipeline.ts";
 import { PseudoTerminal } from "../lib/sources/pty.ts";
-
-interface Run {
-  status: number;
-  out: string[];
-  err: string[];
-}
-
-async function run(args: string[]): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CommandIO = {
-    stdin: ReadableStream.from([]),
-    openFile: async (p) => (await Deno.open(p)).readable,
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  };
-  const ctx: ProcessContext = {
-    env: {},
-    signal: new AbortController().signal,
-    stderrIsTerminal: false,
-    version: "test",
-  };
-  return { status: await main(args, io, () => ctx), out, err };
-}
-
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** A meter on a new pty that searches every 200 ms; `answers: false` hears no E5. */
 async function meterOnPty(answers = true) {
@@ -72,7 +38,7 @@ const configFor = (port: string, meterType = "amis") =>
   `meter_type: ${meterType}\ndlms:\n  port: ${port}\n  key: "${DEMO_KEY}"\nmqtt:\n  host: localhost\n`;
 
 Deno.test("simulate --meter-type amis --out - writes the search, then frames that decode", async () => {
-  const sim = await run([
+  const sim = await runMain([
     "simulate",
     "--meter-type",
     "amis",
@@ -87,7 +53,7 @@ Deno.test("simulate --meter-type amis --out - writes the search, then frames tha
   deepEqual(sim.out.map((l) => l.slice(0, 8)), ["1040f030", "685f5f68", "685f5f68", "685f5f68"]);
   await withDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/amis.hex`, sim.out.join("\n"));
-    const dec = await run(["decode", "--key", DEMO_KEY, `${dir}/amis.hex`]);
+    const dec = await runMain(["decode", "--key", DEMO_KEY, `${dir}/amis.hex`]);
     equal(dec.status, 0, dec.out.join("\n"));
     const lines = dec.out.map((l) => JSON.parse(l));
     deepEqual(lines.map((l) => [l.ok, l.layout, l.frame_counter]), [
@@ -115,7 +81,7 @@ Deno.test("simulate --meter-type amis --out /dev/pts/N talks to a reader on the 
     }
   })();
   try {
-    const r = await run([
+    const r = await runMain([
       "simulate",
       "--meter-type",
       "amis",
@@ -139,7 +105,7 @@ Deno.test("simulate --meter-type amis --out /dev/pts/N talks to a reader on the 
 });
 
 Deno.test("demo --meter-type amis shows the handshake end to end", async () => {
-  const r = await run(["demo", "--meter-type", "amis", "--count", "2", "--interval", "0.3"]);
+  const r = await runMain(["demo", "--meter-type", "amis", "--count", "2", "--interval", "0.3"]);
   equal(r.status, 0, r.err.join("\n"));
   equal(r.out.length, 2, r.out.join("\n"));
   for (const line of r.out) {
@@ -153,7 +119,7 @@ Deno.test("check answers an AMIS meter, waits for its search, and decodes a tele
   try {
     await withDir(async (dir) => {
       await Deno.writeTextFile(`${dir}/c.yaml`, configFor(m.pty.path));
-      const r = await run(["check", "-c", `${dir}/c.yaml`, "--no-mqtt"]);
+      const r = await runMain(["check", "-c", `${dir}/c.yaml`, "--no-mqtt"]);
       equal(r.status, 0, r.out.join("\n"));
       const text = r.out.join("\n");
       match(text, /meter type amis; port .* \(9600 8E1\)/);
@@ -170,7 +136,7 @@ Deno.test("check explains a meter that searches and never gets the answer", asyn
   try {
     await withDir(async (dir) => {
       await Deno.writeTextFile(`${dir}/c.yaml`, configFor(m.pty.path));
-      const r = await run(["check", "-c", `${dir}/c.yaml`, "--no-mqtt", "--seconds", "1"]);
+      const r = await runMain(["check", "-c", `${dir}/c.yaml`, "--no-mqtt", "--seconds", "1"]);
       equal(r.status, 1);
       const text = r.out.join("\n");
       match(
@@ -189,7 +155,7 @@ Deno.test("check on a silent line says an AMIS meter may need a minute", async (
   try {
     await withDir(async (dir) => {
       await Deno.writeTextFile(`${dir}/c.yaml`, configFor(pty.path, "auto"));
-      const r = await run(["check", "-c", `${dir}/c.yaml`, "--no-mqtt", "--seconds", "1"]);
+      const r = await runMain(["check", "-c", `${dir}/c.yaml`, "--no-mqtt", "--seconds", "1"]);
       equal(r.status, 1);
       const text = r.out.join("\n");
       match(text, /✗ Meter: no bytes from .* in 1 s/);
@@ -208,10 +174,10 @@ Deno.test("capture answers an AMIS meter, so that the capture holds its data", a
   try {
     await withDir(async (dir) => {
       await Deno.writeTextFile(`${dir}/c.yaml`, configFor(m.pty.path));
-      const r = await run(["capture", "-c", `${dir}/c.yaml`, "--seconds", "1.5"]);
+      const r = await runMain(["capture", "-c", `${dir}/c.yaml`, "--seconds", "1.5"]);
       equal(r.status, 0, r.err.join("\n"));
       await Deno.writeTextFile(`${dir}/cap.hex`, r.out.join("\n"));
-      const dec = await run(["decode", "--key", DEMO_KEY, `${dir}/cap.hex`]);
+      const dec = await runMain(["decode", "--key", DEMO_KEY, `${dir}/cap.hex`]);
       const lines = dec.out.map((l) => JSON.parse(l));
       assert(lines.filter((l) => l.ok).length >= 1, dec.out.join("\n"));
       equal(toHex(fromHex(r.out.join("")).subarray(0, 5)), "1040f03016");

@@ -10,30 +10,11 @@
 import { equal, match, ok as assert } from "node:assert/strict";
 import { main } from "../main.ts";
 import type { CommandIO, ProcessContext } from "../lib/commands/io.ts";
+import { type Run, runMain } from "./cli_support.ts";
 import { prng } from "../lib/simulator.ts";
 
-interface Run {
-  status: number;
-  out: string[];
-  err: string[];
-}
-
-async function run(args: string[], stopAfterMs = 1_000): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CommandIO = {
-    stdin: ReadableStream.from([new TextEncoder().encode("7e a0")]),
-    openFile: async (p) => (await Deno.open(p)).readable,
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  };
-  const ctx: ProcessContext = {
-    env: {},
-    signal: AbortSignal.timeout(stopAfterMs),
-    stderrIsTerminal: false,
-    version: "test",
-  };
-  return { status: await main(args, io, () => ctx), out, err };
+function run(args: string[], stopAfterMs = 1_000): Promise<Run> {
+  return runMain(args, { stdin: "7e a0", signal: AbortSignal.timeout(stopAfterMs) });
 }
 
 /** A line of a JavaScript stack trace, or the header of an uncaught error. */

@@ -1,50 +1,12 @@
 import { deepEqual, equal, match, ok as assert } from "node:assert/strict";
-import { main } from "../main.ts";
-import type { CommandIO, ProcessContext } from "../lib/commands/io.ts";
+import { runMain, withDir } from "./cli_support.ts";
 import { DEMO_KEY } from "../lib/commands/simulate.ts";
 import { brokerMissing, startBroker } from "./e2e/mosquitto.ts";
 import { fixture } from "./fixtures.ts";
 
-interface Run {
-  status: number;
-  out: string[];
-  err: string[];
-}
-
-async function run(
-  args: string[],
-  env: Record<string, string> = {},
-  signal = new AbortController().signal,
-): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CommandIO = {
-    stdin: ReadableStream.from([new TextEncoder().encode(out.join("\n"))]),
-    openFile: async (p) => (await Deno.open(p)).readable,
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  };
-  const ctx: ProcessContext = {
-    env,
-    signal,
-    stderrIsTerminal: false,
-    version: "test",
-  };
-  return { status: await main(args, io, () => ctx), out, err };
-}
-
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("simulate --out - writes pushes that decode with the same key", async () => {
   for (const meter of ["burgenland", "noe_evn", "sagemcom", "wiener-netze"]) {
-    const sim = await run([
+    const sim = await runMain([
       "simulate",
       "--meter-type",
       meter,
@@ -59,7 +21,7 @@ Deno.test("simulate --out - writes pushes that decode with the same key", async 
     equal(sim.out.length, 3);
     await withDir(async (dir) => {
       await Deno.writeTextFile(`${dir}/sim.hex`, sim.out.join("\n"));
-      const dec = await run(["decode", "--key", DEMO_KEY, `${dir}/sim.hex`]);
+      const dec = await runMain(["decode", "--key", DEMO_KEY, `${dir}/sim.hex`]);
       equal(dec.status, 0, `${meter}: ${dec.out.join("\n")}`);
       deepEqual(dec.out.map((l) => JSON.parse(l).frame_counter), [1, 2, 3]);
     });
@@ -68,7 +30,7 @@ Deno.test("simulate --out - writes pushes that decode with the same key", async 
 
 Deno.test("simulate writes hex lines to a file and refuses what it cannot do", async () => {
   await withDir(async (dir) => {
-    const r = await run([
+    const r = await runMain([
       "simulate",
       "--meter-type",
       "noe_evn",
@@ -92,7 +54,7 @@ Deno.test("simulate writes hex lines to a file and refuses what it cannot do", a
     [["simulate", "--meter-type", "noe_evn", "--key", "12"], /--key must be 32 hex characters/],
   ];
   for (const [args, message] of cases) {
-    const r = await run(args);
+    const r = await runMain(args);
     equal(r.status, 2, args.join(" "));
     match(r.err[0]!, message);
   }
@@ -100,14 +62,14 @@ Deno.test("simulate writes hex lines to a file and refuses what it cannot do", a
 
 Deno.test("demo runs a simulated meter through a pseudo-terminal and the whole pipeline", async () => {
   for (const meter of ["burgenland", "sagemcom"]) {
-    const r = await run(["demo", "--meter-type", meter, "--count", "2", "--interval", "0.2"]);
+    const r = await runMain(["demo", "--meter-type", meter, "--count", "2", "--interval", "0.2"]);
     equal(r.status, 0, r.err.join("\n"));
     equal(r.out.length, 2, r.out.join("\n"));
     for (const line of r.out) {
       match(line, /^✓ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d (hdlc|mbus)\/encrypted/);
     }
   }
-  const json = await run(["demo", "--count", "1", "--interval", "0.2", "--json"]);
+  const json = await runMain(["demo", "--count", "1", "--interval", "0.2", "--json"]);
   equal(json.status, 0);
   const t = JSON.parse(json.out[0]!);
   equal(t.ok, true);
@@ -128,7 +90,7 @@ Deno.test({
         if (topic === "smartmeter_demo/state") states.push(payload.toString());
       });
       await watcher.subscribeAsync("smartmeter_demo/#");
-      const r = await run([
+      const r = await runMain([
         "demo",
         "--count",
         "3",
@@ -157,7 +119,7 @@ Deno.test("check reports a valid config and a telegram from a capture file", asy
       `${dir}/config.yaml`,
       `meter_type: noe_evn\ninterface_type: OPTICAL\ndlms:\n  port: ${dir}/capture.hex\n  key: "${f.raw.key}"\nmqtt:\n  host: localhost\n  hots: typo\n`,
     );
-    const r = await run(["check", "--config", `${dir}/config.yaml`, "--no-mqtt"]);
+    const r = await runMain(["check", "--config", `${dir}/config.yaml`, "--no-mqtt"]);
     equal(r.status, 0, r.out.join("\n"));
     const text = r.out.join("\n");
     match(text, /✓ Config .*config\.yaml is valid/);
@@ -179,7 +141,7 @@ Deno.test("check explains a wrong key, a missing device and a bad config", async
       `${dir}/wrong.yaml`,
       `dlms:\n  port: ${dir}/capture.hex\n  key: "${"ab".repeat(16)}"\nmqtt:\n  host: localhost\n`,
     );
-    const wrong = await run(["check", "-c", `${dir}/wrong.yaml`, "--no-mqtt"]);
+    const wrong = await runMain(["check", "-c", `${dir}/wrong.yaml`, "--no-mqtt"]);
     equal(wrong.status, 1);
     match(
       wrong.out.join("\n"),
@@ -190,7 +152,7 @@ Deno.test("check explains a wrong key, a missing device and a bad config", async
       `${dir}/missing.yaml`,
       `dlms:\n  port: ${dir}/ttyUSB9\n  key: "${"ab".repeat(16)}"\nmqtt:\n  host: localhost\n`,
     );
-    const missing = await run([
+    const missing = await runMain([
       "check",
       "-c",
       `${dir}/missing.yaml`,
@@ -205,7 +167,7 @@ Deno.test("check explains a wrong key, a missing device and a bad config", async
       `${dir}/bad.yaml`,
       `dlms:\n  key: "123"\n  parity: X\nmqtt:\n  port: 99999\n`,
     );
-    const bad = await run(["check", "-c", `${dir}/bad.yaml`]);
+    const bad = await runMain(["check", "-c", `${dir}/bad.yaml`]);
     equal(bad.status, 78);
     const text = bad.out.join("\n");
     match(text, /✗ Config: The config file .* has 3 problems/);
@@ -228,10 +190,10 @@ Deno.test({
           `dlms:\n  port: ${dir}/capture.hex\n  key: "${f.raw.key}"\nmqtt:\n  host: 127.0.0.1\n  port: ${broker.port}\n  user: meter\n  password: ${pw}\n`;
         await Deno.writeTextFile(`${dir}/good.yaml`, cfg("right"));
         await Deno.writeTextFile(`${dir}/bad.yaml`, cfg("wrong"));
-        const good = await run(["check", "-c", `${dir}/good.yaml`]);
+        const good = await runMain(["check", "-c", `${dir}/good.yaml`]);
         equal(good.status, 0, good.out.join("\n"));
         match(good.out.join("\n"), /✓ MQTT: connected to mqtt:\/\/127\.0\.0\.1:\d+/);
-        const bad = await run(["check", "-c", `${dir}/bad.yaml`]);
+        const bad = await runMain(["check", "-c", `${dir}/bad.yaml`]);
         equal(bad.status, 1);
         match(
           bad.out.join("\n"),
@@ -253,11 +215,11 @@ Deno.test("capture writes the source's bytes as hex lines", async () => {
       `${dir}/c.yaml`,
       `dlms:\n  port: ${dir}/capture.bin\nmqtt:\n  host: localhost\n`,
     );
-    const r = await run(["capture", "-c", `${dir}/c.yaml`, "--seconds", "5"]);
+    const r = await runMain(["capture", "-c", `${dir}/c.yaml`, "--seconds", "5"]);
     equal(r.status, 0, r.err.join("\n"));
     assert(r.out.every((l) => l.length <= 64));
     equal(r.out.join(""), f.hex);
-    const bad = await run(["capture", "--seconds", "0"]);
+    const bad = await runMain(["capture", "--seconds", "0"]);
     equal(bad.status, 2);
     match(bad.err[0]!, /--seconds must be a positive number/);
   });
@@ -271,7 +233,7 @@ Deno.test("simulate --out /dev/pts/N writes raw frames into a serial line", asyn
   try {
     // The pseudo-terminal's own slave end is the line the simulator writes to; what it
     // writes comes out of the master, as it would reach a reader on a real cable.
-    const r = await run([
+    const r = await runMain([
       "simulate",
       "--meter-type",
       "noe_evn",
@@ -301,14 +263,14 @@ Deno.test({
   ignore: brokerMissing() !== null,
   async fn() {
     for (const url of ["mqtt://meter:s3cret@ho st:1883", "mqtt://meter:s3cret@127.0.0.1:99999"]) {
-      const r = await run(["demo", "--count", "1", "--mqtt", url]);
+      const r = await runMain(["demo", "--count", "1", "--mqtt", url]);
       equal(r.status, 2, url);
       match(r.err[0]!, /^smartmeter demo: --mqtt must be a URL like mqtt:\/\/localhost:1883/);
       assert(!r.err.join("\n").includes("s3cret"), r.err.join("\n"));
     }
     const broker = await startBroker({ users: { meter: "right" } });
     try {
-      const r = await run([
+      const r = await runMain([
         "demo",
         "--count",
         "2",
@@ -353,7 +315,7 @@ Deno.test({
         };
         for (const version of [4, 5]) {
           await t.step(`MQTT ${version === 4 ? "3.1.1" : "5"}: read-only is refused`, async () => {
-            const r = await run(["check", "-c", await cfg(readOnly.port, version)]);
+            const r = await runMain(["check", "-c", await cfg(readOnly.port, version)]);
             equal(r.status, 1, r.out.join("\n"));
             match(
               r.out.join("\n"),
@@ -361,7 +323,7 @@ Deno.test({
             );
           });
           await t.step(`MQTT ${version === 4 ? "3.1.1" : "5"}: read-write passes`, async () => {
-            const r = await run(["check", "-c", await cfg(readWrite.port, version)]);
+            const r = await runMain(["check", "-c", await cfg(readWrite.port, version)]);
             equal(r.status, 0, r.out.join("\n"));
             match(
               r.out.join("\n"),
@@ -385,7 +347,7 @@ Deno.test("run logs every config warning at start, and unknown keys", async () =
       `${dir}/c.yaml`,
       `dlms:\n  port: ${dir}/capture.hex\nmqtt:\n  hots: typo\n  device_id: "my meter"\n  tls_ca: /etc/ssl/ca.pem\n`,
     );
-    const r = await run(["run", "-c", `${dir}/c.yaml`, "--no-mqtt"]);
+    const r = await runMain(["run", "-c", `${dir}/c.yaml`, "--no-mqtt"]);
     const log = r.err.join("\n");
     match(log, /WARNING smartmeter: Config mqtt\.hots: unknown key, ignored \(a typo\?\)/);
     match(log, /WARNING smartmeter: Config mqtt\.device_id: "my meter" has characters other than/);
@@ -405,7 +367,7 @@ Deno.test("check lists the config's warnings and unknown keys even when it has e
       `${dir}/bad.yaml`,
       `dlms:\n  key: "123"\nmqtt:\n  hots: typo\n  device_id: "my meter"\ninterface_type: OPTICAL\n`,
     );
-    const r = await run(["check", "-c", `${dir}/bad.yaml`]);
+    const r = await runMain(["check", "-c", `${dir}/bad.yaml`]);
     equal(r.status, 78);
     const text = r.out.join("\n");
     match(text, /✗ Config: The config file .* has 1 problem:\n {2}dlms\.key: /);
@@ -425,13 +387,13 @@ Deno.test("missing or unreadable TLS files are config errors (exit 78), not a re
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), 5_000);
     try {
-      const r = await run(["run", "-c", `${dir}/tls.yaml`], {}, ac.signal);
+      const r = await runMain(["run", "-c", `${dir}/tls.yaml`], { signal: ac.signal });
       equal(r.status, 78, r.err.join("\n"));
       const log = r.err.join("\n");
       match(log, /mqtt\.tls_ca: cannot read ".*missing-ca\.pem": it does not exist/);
       match(log, /mqtt\.tls_cert: cannot read ".*certs": it is a directory/);
       match(log, /mqtt\.tls_key: cannot read ".*missing\.key": it does not exist/);
-      const c = await run(["check", "-c", `${dir}/tls.yaml`], {}, ac.signal);
+      const c = await runMain(["check", "-c", `${dir}/tls.yaml`], { signal: ac.signal });
       equal(c.status, 78);
       match(c.out.join("\n"), /✗ Config: .*\n(.*\n)* {2}mqtt\.tls_ca: cannot read/);
     } finally {

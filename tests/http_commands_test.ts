@@ -5,39 +5,8 @@
  */
 
 import { equal, match, ok as assert } from "node:assert/strict";
-import { main } from "../main.ts";
-import type { CommandIO, ProcessContext } from "../lib/commands/io.ts";
+import { runMain } from "./cli_support.ts";
 import { fixture } from "./fixtures.ts";
-
-interface Run {
-  status: number;
-  out: string[];
-  err: string[];
-}
-
-async function run(
-  args: string[],
-  opts: { signal?: AbortSignal; onErr?: (line: string) => void } = {},
-): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CommandIO = {
-    stdin: ReadableStream.from([]),
-    openFile: async (p) => (await Deno.open(p)).readable,
-    out: (l) => out.push(l),
-    err: (l) => {
-      err.push(l);
-      opts.onErr?.(l);
-    },
-  };
-  const ctx: ProcessContext = {
-    env: {},
-    signal: opts.signal ?? new AbortController().signal,
-    stderrIsTerminal: false,
-    version: "test",
-  };
-  return { status: await main(args, io, () => ctx), out, err };
-}
 
 async function withTakenPort(body: (port: number) => Promise<void>): Promise<void> {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -56,18 +25,18 @@ async function capture(dir: string): Promise<string> {
 }
 
 Deno.test("run --help and demo --help name --http (and run --ingress)", async () => {
-  const r = await run(["run", "--help"]);
+  const r = await runMain(["run", "--help"]);
   match(r.out.join("\n"), /--http HOST:PORT/);
   match(r.out.join("\n"), /--ingress/);
-  const d = await run(["demo", "--help"]);
+  const d = await runMain(["demo", "--help"]);
   match(d.out.join("\n"), /--http HOST:PORT/);
 });
 
 Deno.test("run --http with something that is no address is a usage error (2)", async () => {
-  const r = await run(["run", "--http", "8080"]);
+  const r = await runMain(["run", "--http", "8080"]);
   equal(r.status, 2);
   match(r.err[0]!, /^smartmeter run: --http: "8080" is not an address to listen on/);
-  const d = await run(["demo", "--http", "http://localhost:8080"]);
+  const d = await runMain(["demo", "--http", "http://localhost:8080"]);
   equal(d.status, 2);
   match(d.err[0]!, /^smartmeter demo: --http: .* is a URL/);
 });
@@ -78,7 +47,14 @@ Deno.test("run stops with 78 when the --http port is in use, naming --http", asy
     const config = `${dir}/config.yaml`;
     await Deno.writeTextFile(config, `dlms:\n  port: ${await capture(dir)}\n`);
     await withTakenPort(async (port) => {
-      const r = await run(["run", "--config", config, "--no-mqtt", "--http", `127.0.0.1:${port}`]);
+      const r = await runMain([
+        "run",
+        "--config",
+        config,
+        "--no-mqtt",
+        "--http",
+        `127.0.0.1:${port}`,
+      ]);
       equal(r.status, 78, r.err.join("\n"));
       const line = r.err.find((l) => l.includes("cannot listen"));
       assert(line, r.err.join("\n"));
@@ -103,7 +79,7 @@ Deno.test("run stops with 78 when http.listen's port is in use, naming http.list
         config,
         `dlms:\n  port: ${await capture(dir)}\nhttp:\n  listen: 127.0.0.1:${port}\n`,
       );
-      const r = await run(["run", "--config", config, "--no-mqtt"]);
+      const r = await runMain(["run", "--config", config, "--no-mqtt"]);
       equal(r.status, 78);
       assert(r.err.some((l) => l.includes(`http.listen: cannot listen on "127.0.0.1:${port}"`)));
     });
@@ -117,7 +93,7 @@ Deno.test("a bad http.listen in the config is a config error (78) naming the key
   try {
     const config = `${dir}/config.yaml`;
     await Deno.writeTextFile(config, `http:\n  listen: "localhost"\n`);
-    const r = await run(["run", "--config", config]);
+    const r = await runMain(["run", "--config", config]);
     equal(r.status, 78);
     assert(
       r.err.some((l) => /http\.listen: "localhost" is not an address/.test(l)),
@@ -133,7 +109,7 @@ Deno.test("run --http logs the page's URL and ends cleanly after a replayed capt
   try {
     const config = `${dir}/config.yaml`;
     await Deno.writeTextFile(config, `dlms:\n  port: ${await capture(dir)}\n`);
-    const r = await run(["run", "--config", config, "--no-mqtt", "--http", "127.0.0.1:0"]);
+    const r = await runMain(["run", "--config", config, "--no-mqtt", "--http", "127.0.0.1:0"]);
     equal(r.status, 0, r.err.join("\n"));
     match(r.err.join("\n"), /Web page on http:\/\/127\.0\.0\.1:\d+\//);
   } finally {
@@ -144,7 +120,7 @@ Deno.test("run --http logs the page's URL and ends cleanly after a replayed capt
 Deno.test("demo --http prints the page's URL, and the page answers while it runs", async () => {
   let url: string | null = null;
   let status: number | null = null;
-  const r = await run(["demo", "--count", "3", "--interval", "0.3", "--http", "127.0.0.1:0"], {
+  const r = await runMain(["demo", "--count", "3", "--interval", "0.3", "--http", "127.0.0.1:0"], {
     onErr: (line) => {
       const m = /^Web page: open (http:\/\/127\.0\.0\.1:\d+\/) in a browser$/.exec(line);
       if (m) {
